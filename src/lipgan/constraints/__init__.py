@@ -1,0 +1,1 @@
+"""How the discriminator is kept Lipschitz: gradient normalizations, spectral normalizations, penalties."""

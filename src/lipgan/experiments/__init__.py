@@ -1,0 +1,1 @@
+"""Sweeps over grids of configs (a later issue)."""
