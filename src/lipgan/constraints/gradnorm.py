@@ -1,0 +1,204 @@
+"""Gradient normalization of a whole discriminator: GN, GraN, PGN and their variants (PAPERS.md §1).
+
+``gradient_normalize(D, x, method=...)`` runs ``f = D(x)``, takes the per-sample input gradient ``∇ₓf`` and
+returns the normalized output ``f̂`` of the chosen method (formulas in
+:mod:`lipgan.constraints.gradnorm_methods`). Two modes give the same value:
+
+- ``"full"`` (discriminator steps): ``∇ₓf`` is taken with ``create_graph=True``, so the normalization term
+  itself is differentiated (a double backward) w.r.t. D's parameters and ``x`` (GraN, App. A).
+- ``"generator"`` (generator steps): ``∇ₓf`` is taken without a graph, so the norm enters as a constant. The
+  gradient w.r.t. ``x`` is then ``c(f, n) · ∇ₓf``, which equals the full one whenever D is piecewise linear
+  (its Hessian is zero almost everywhere). Gradients w.r.t. D's parameters are NOT those of ``"full"``:
+  never use this mode for a discriminator update.
+
+Every method is exact only for piecewise-linear D (ReLU / LeakyReLU, no batch norm, no smooth activations);
+the per-sample gradient is taken of ``f.sum()``, which assumes the samples of a batch do not interact in D.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from lipgan.constraints.gradnorm_methods import GRADNORM_METHODS, GradNormMethod, generator_input_grad_scale
+from lipgan.errors import ConfigError
+from lipgan.registry import Registry
+
+__all__ = [
+    "GRADNORM_METHODS",
+    "GRADNORM_MODES",
+    "GradNormD",
+    "GradNormMethod",
+    "GradNormOutput",
+    "generator_input_grad_scale",
+    "gradient_normalize",
+    "gradient_normalize_with_raw",
+]
+
+InputGradFn = Callable[[Tensor, Tensor], Tensor]  # (f [B], x [B, ...]) -> ∇ₓf [B, ...]
+
+
+def input_grad_double_backward(f: Tensor, x: Tensor) -> Tensor:
+    """``∇ₓf`` per sample with its own graph, so a loss of the normalized output differentiates the norm
+    (mode ``"full"``)."""
+    return torch.autograd.grad(f.sum(), x, create_graph=True)[0]
+
+
+def input_grad_first_order(f: Tensor, x: Tensor) -> Tensor:
+    """``∇ₓf`` per sample as a constant, keeping ``f``'s graph for the later backward (mode
+    ``"generator"``)."""
+    return torch.autograd.grad(f.sum(), x, retain_graph=True)[0]
+
+
+GRADNORM_MODES: Registry[InputGradFn] = Registry("gradient normalization mode")
+GRADNORM_MODES.register("full")(input_grad_double_backward)
+GRADNORM_MODES.register("generator")(input_grad_first_order)
+
+
+class GradNormOutput(NamedTuple):
+    """What one gradient-normalized forward produces; every field has shape [B]."""
+
+    out: Tensor  # normalized output f̂
+    grad_norm: Tensor  # n = ||∇ₓf||, for every method (also pgn)
+    raw: Tensor  # f, the output of the wrapped discriminator
+
+
+def _check_hyperparameters(tau: float, eps: float) -> None:
+    if not tau > 0:
+        raise ConfigError(f"gradient normalization needs tau > 0 (K = 1/tau); got tau={tau}")
+    if not eps >= 0:
+        raise ConfigError(f"gradient normalization needs eps >= 0; got eps={eps}")
+
+
+def _per_sample_output(raw: Tensor, batch_size: int) -> Tensor:
+    """Flatten D's output to [B]; D must return [B] or [B, 1]."""
+    if raw.shape not in (torch.Size([batch_size]), torch.Size([batch_size, 1])):
+        raise ConfigError(
+            f"the discriminator must return shape [B] or [B, 1] with B={batch_size}; got {tuple(raw.shape)}"
+        )
+    return raw.reshape(batch_size)
+
+
+def _input_with_grad(x: Tensor) -> Tensor:
+    """``x`` itself when it already requires grad (a generator output stays connected to G), else a detached
+    copy that does, so the caller's tensor is never modified."""
+    return x if x.requires_grad else x.detach().requires_grad_()
+
+
+def _normalize(
+    D: Callable[..., Tensor],
+    x: Tensor,
+    d_args: tuple[Any, ...],
+    d_kwargs: dict[str, Any],
+    method: GradNormMethod,
+    input_grad: InputGradFn,
+    tau: float,
+    eps: float,
+) -> GradNormOutput:
+    x_in = _input_with_grad(x)  # [B, ...]
+    f = _per_sample_output(D(x_in, *d_args, **d_kwargs), x.shape[0])  # [B]
+    grad = input_grad(f, x_in)  # [B, ...]
+    divisor = method.norm(f, grad)  # [B]
+    out = method.normalize(f, divisor, tau, eps)  # [B]
+    grad_norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)  # [B]
+    return GradNormOutput(out, grad_norm, f)
+
+
+def gradient_normalize_with_raw(
+    D: Callable[..., Tensor],
+    x: Tensor,
+    *d_args: Any,
+    method: str = "gn",
+    tau: float = 1.0,
+    eps: float = 0.1,
+    mode: str = "full",
+    **d_kwargs: Any,
+) -> GradNormOutput:
+    """:func:`gradient_normalize`, also returning the raw output ``f`` (for logging the domain of D).
+
+    Works under ``torch.no_grad()`` too (e.g. for probes): the input gradient is still computed, and the
+    returned tensors are then detached.
+    """
+    method_obj = GRADNORM_METHODS.get(method)
+    input_grad = GRADNORM_MODES.get(mode)
+    _check_hyperparameters(tau, eps)
+    grad_was_enabled = torch.is_grad_enabled()
+    with torch.enable_grad():
+        result = _normalize(D, x, d_args, d_kwargs, method_obj, input_grad, tau, eps)
+    if grad_was_enabled:
+        return result
+    return GradNormOutput(*(t.detach() for t in result))
+
+
+def gradient_normalize(
+    D: Callable[..., Tensor],
+    x: Tensor,
+    *d_args: Any,
+    method: str = "gn",
+    tau: float = 1.0,
+    eps: float = 0.1,
+    mode: str = "full",
+    **d_kwargs: Any,
+) -> tuple[Tensor, Tensor]:
+    """Gradient-normalize the discriminator ``D`` at ``x`` (PAPERS.md §1).
+
+    Args:
+        D: any callable ``D(x, *d_args, **d_kwargs)`` returning raw scores of shape [B] or [B, 1]; it
+            should be piecewise linear in ``x`` and process samples independently.
+        x: input batch [B, ...] (images [B, C, H, W], points [B, 2], ...). It may be data (no grad) or a
+            generator output that requires grad through G; the result backpropagates into G in the latter
+            case. ``x`` is never modified.
+        d_args, d_kwargs: passed on to ``D`` (e.g. class labels ``y``).
+        method: one of ``gn gn0 gn1 gran gran-inv pgn pgn-grad`` (see ``GRADNORM_METHODS``).
+        tau: GraN temperature; the piecewise Lipschitz constant is ``K = 1/tau`` (ignored by GN and PGN).
+        eps: GraN's ``ε`` (ignored by GN and PGN).
+        mode: ``"full"`` (double backward; use for D steps) or ``"generator"`` (no double backward; same
+            value and same gradient w.r.t. ``x`` for piecewise-linear D; use for G steps only).
+
+    Returns:
+        ``(out, grad_norm)``, both [B]: the normalized output ``f̂`` and ``n = ||∇ₓf||`` per sample (for
+        every method, including ``pgn``, whose formula divides by ``||𝟙 − ∇ₓf||`` instead). ``grad_norm``
+        is differentiable in ``"full"`` mode.
+
+    Raises:
+        ConfigError: unknown method or mode, ``tau <= 0``, ``eps < 0`` or an output of the wrong shape.
+    """
+    result = gradient_normalize_with_raw(
+        D, x, *d_args, method=method, tau=tau, eps=eps, mode=mode, **d_kwargs
+    )
+    return result.out, result.grad_norm
+
+
+class GradNormD(nn.Module):
+    """A discriminator wrapped by a gradient normalization (PAPERS.md §1).
+
+    ``GradNormD(D, method="gran", tau=1/0.83, eps=0.1)`` is GraN with piecewise Lipschitz constant
+    ``K = 1/tau = 0.83`` (GraN App. A default for 32² images). ``forward(x, *args, mode="full", **kw)``
+    returns ``f̂`` [B], as :func:`gradient_normalize`; ``last_grad_norm`` (n) and ``last_raw`` (f), both [B]
+    and detached, hold the values of the last call.
+    """
+
+    def __init__(self, D: Callable[..., Tensor], method: str = "gran", tau: float = 1.0, eps: float = 0.1):
+        super().__init__()
+        GRADNORM_METHODS.get(method)
+        _check_hyperparameters(tau, eps)
+        self.D = D
+        self.method = method
+        self.tau = tau
+        self.eps = eps
+        self.last_grad_norm: Tensor | None = None
+        self.last_raw: Tensor | None = None
+
+    def forward(self, x: Tensor, *args: Any, mode: str = "full", **kwargs: Any) -> Tensor:
+        result = gradient_normalize_with_raw(
+            self.D, x, *args, method=self.method, tau=self.tau, eps=self.eps, mode=mode, **kwargs
+        )
+        self.last_grad_norm = result.grad_norm.detach()
+        self.last_raw = result.raw.detach()
+        return result.out
+
+    def extra_repr(self) -> str:
+        return f"method={self.method!r}, tau={self.tau}, eps={self.eps}"

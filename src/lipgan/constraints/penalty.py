@@ -1,0 +1,94 @@
+"""Gradient penalties on the discriminator's input gradient (PAPERS.md §3).
+
+``gradient_penalty`` returns the unweighted mean ``E[(||∇ₓ D(x̂)||₂ − c)²]`` over the samples of one penalty
+site; the caller multiplies it by ``λ`` (or ``γ/2``) and adds it to the discriminator loss.
+
+- WGAN-GP (Gulrajani et al. 2017): ``c = 1`` at random interpolates of reals and fakes, ``λ = 10``.
+- GP† / ``k_GP`` (GraN App. B; LipReg Eq. 18): the same with ``c = K``.
+- R1 / zero-centred (Mescheder et al. 2018): ``c = 0`` at reals (``E||∇D||²``), optionally also at fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from lipgan.registry import Registry
+
+Critic = Callable[[torch.Tensor], torch.Tensor]
+Site = Callable[[torch.Tensor, torch.Tensor, "torch.Generator | None"], torch.Tensor]
+
+PENALTY_SITES: Registry[Site] = Registry("penalty site")
+
+
+@PENALTY_SITES.register("interpolates")
+def interpolates(real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """``x̂ = ε x_r + (1 − ε) x_f`` with one ``ε ~ U(0, 1)`` per sample (Gulrajani et al. 2017, Alg. 1).
+
+    ``generator`` (a ``torch.Generator`` on any device) makes the draw reproducible.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(
+            f"interpolation needs reals and fakes of one shape, got {real.shape} and {fake.shape}"
+        )
+    eps_shape = (real.shape[0],) + (1,) * (real.ndim - 1)  # [B, 1, 1, ...]
+    # drawn where the generator lives (a CPU generator also serves CUDA data), then moved
+    gen_device = generator.device if generator is not None else real.device
+    eps = torch.rand(eps_shape, generator=generator, device=gen_device, dtype=real.dtype).to(real.device)
+    return eps * real + (1.0 - eps) * fake
+
+
+@PENALTY_SITES.register("real")
+def at_real(real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """The real samples; with ``c = 0`` this is R1 (Mescheder et al. 2018, Eq. 9)."""
+    return real
+
+
+@PENALTY_SITES.register("fake")
+def at_fake(real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """The fake samples; with ``c = 0`` this is R2 (Mescheder et al. 2018, Eq. 10)."""
+    return fake
+
+
+@PENALTY_SITES.register("real+fake")
+def at_real_and_fake(
+    real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Reals and fakes in one batch ``[B_r + B_f, ...]``, so D sees them in one forward."""
+    return torch.cat([real, fake], dim=0)
+
+
+def input_gradient_norms(D: Critic, points: torch.Tensor) -> torch.Tensor:
+    """``||∇ₓ D(x)||₂`` per sample over all input dims, kept differentiable (``create_graph=True``).
+
+    ``points`` [N, ...] must require grad; ``D`` returns [N] or [N, 1]. Returns [N].
+    """
+    out = D(points).reshape(points.shape[0])  # [N]
+    (grad,) = torch.autograd.grad(out.sum(), points, create_graph=True)  # [N, ...]
+    return torch.linalg.vector_norm(grad.flatten(1), dim=1)  # [N]
+
+
+def centred_penalty(norms: torch.Tensor, center: float) -> torch.Tensor:
+    """``E[(n − c)²]`` over the samples (Gulrajani et al. 2017 Eq. 3; GraN App. B; LipReg Eq. 18)."""
+    return (norms - center).square().mean()
+
+
+def gradient_penalty(
+    D: Critic,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    center: float = 1.0,
+    at: str = "interpolates",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Unweighted gradient penalty ``E[(||∇ₓ D(x̂)||₂ − c)²]`` at the site ``at`` (see ``PENALTY_SITES``).
+
+    ``center=1`` with ``at="interpolates"`` is WGAN-GP (Gulrajani et al. 2017); ``center=K`` is GP† /
+    ``k_GP`` (GraN App. B; LipReg Eq. 18); ``center=0`` with ``at="real"`` is R1 (Mescheder et al. 2018),
+    whose ``γ/2`` weight is the caller's. ``real`` and ``fake`` [B, ...] are detached: the penalty trains D
+    only, through a double backward. Returns a scalar.
+    """
+    site = PENALTY_SITES.get(at)
+    points = site(real.detach(), fake.detach(), generator).detach().requires_grad_(True)  # [N, ...]
+    return centred_penalty(input_gradient_norms(D, points), center)

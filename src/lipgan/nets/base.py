@@ -1,0 +1,168 @@
+"""Pieces shared by every architecture family: the generator base class, the (G, D) pair, latent
+distributions, weight-initialization schemes and the checks on factory arguments (PAPERS.md §6)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from lipgan.errors import ConfigError
+from lipgan.registry import Registry
+
+ARCHS: Registry[Callable[..., GanPair]] = Registry("architecture")
+Z_DISTRIBUTIONS: Registry[Callable[..., torch.Tensor]] = Registry("latent distribution")
+INIT_SCHEMES: Registry[Callable[[nn.Module], None]] = Registry("init scheme")
+
+WEIGHTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+V = TypeVar("V")
+
+
+@Z_DISTRIBUTIONS.register("normal")
+def sample_normal(shape: tuple[int, ...], generator, device, dtype) -> torch.Tensor:
+    """z ~ N(0, I), the latent of the SNGAN, ResNet and DCGAN generators."""
+    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
+
+@Z_DISTRIBUTIONS.register("uniform")
+def sample_uniform(shape: tuple[int, ...], generator, device, dtype) -> torch.Tensor:
+    """z ~ U(−1, 1), the latent of the BSSN MNIST generator (BSSN Table 4)."""
+    unit = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+    return 2.0 * unit - 1.0
+
+
+class Generator(nn.Module):
+    """Base of every generator: maps a latent batch `[B, z_dim]` to samples `[B, *out_shape]`.
+
+    `out_shape` is `(C, H, W)` for images and `(2,)` for points; samples lie in [−1, 1] for images.
+    """
+
+    def __init__(self, z_dim: int, out_shape: tuple[int, ...], z_dist: str = "normal"):
+        super().__init__()
+        Z_DISTRIBUTIONS.get(z_dist)
+        self.z_dim = z_dim
+        self.z_dist = z_dist
+        self.out_shape = tuple(out_shape)
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """A latent batch `[n, z_dim]` on `device` (default: the device of the parameters), in their dtype."""
+        reference = next(self.parameters(), None)
+        dtype = reference.dtype if reference is not None else torch.get_default_dtype()
+        if device is None:
+            device = reference.device if reference is not None else torch.device("cpu")
+        return Z_DISTRIBUTIONS.get(self.z_dist)((n, self.z_dim), generator, device, dtype)
+
+    def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """`n` samples `[n, *out_shape]` from fresh latents."""
+        return self(self.sample_z(n, generator=generator, device=device))
+
+
+@dataclass
+class GanPair:
+    """A generator and its discriminator; `D(x)` returns raw outputs `[B]`."""
+
+    G: Generator
+    D: nn.Module
+
+
+def flatten_output(out: torch.Tensor) -> torch.Tensor:
+    """`[B, 1]` or `[B, 1, 1, 1]` raw discriminator outputs as `[B]`."""
+    return out.reshape(out.shape[0])
+
+
+@INIT_SCHEMES.register("default")
+def init_default(layer: nn.Module) -> None:
+    """PyTorch's own initialization (uniform in ±1/sqrt(fan_in) for Conv/Linear), drawn afresh."""
+    if isinstance(layer, WEIGHTED_LAYERS + NORM_LAYERS):
+        layer.reset_parameters()
+
+
+@INIT_SCHEMES.register("kaiming")
+def init_kaiming(layer: nn.Module) -> None:
+    """Kaiming normal weights, std sqrt(2 / fan_in), and zero biases on every Conv/Linear (GN App. D).
+
+    fan_in follows PyTorch's convention (dim 1 times the kernel size), so for a transposed convolution
+    it is out_channels · k².
+    """
+    if isinstance(layer, WEIGHTED_LAYERS):
+        nn.init.kaiming_normal_(layer.weight, a=0.0, mode="fan_in", nonlinearity="relu")
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+
+
+@INIT_SCHEMES.register("normal002")
+def init_normal002(layer: nn.Module) -> None:
+    """DCGAN's initialization: Conv/Linear weights N(0, 0.02²), BN scales N(1, 0.02²), zero biases."""
+    if isinstance(layer, WEIGHTED_LAYERS):
+        nn.init.normal_(layer.weight, mean=0.0, std=0.02)
+    elif isinstance(layer, NORM_LAYERS):
+        nn.init.normal_(layer.weight, mean=1.0, std=0.02)
+    else:
+        return
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
+@INIT_SCHEMES.register("xavier")
+def init_xavier(layer: nn.Module) -> None:
+    """Xavier-uniform weights as in Mimicry's SNGAN ResNets; biases keep PyTorch's initialization.
+
+    The gain is the layer's `xavier_gain` attribute: sqrt(2) for the 3×3 convolutions inside residual
+    blocks, 1 for the shortcuts, the first Linear, the last convolution and the output Linear.
+    """
+    if isinstance(layer, WEIGHTED_LAYERS):
+        nn.init.xavier_uniform_(layer.weight, gain=getattr(layer, "xavier_gain", 1.0))
+
+
+RESIDUAL_XAVIER_GAIN = math.sqrt(2.0)
+
+
+def with_xavier_gain(layer: nn.Module, gain: float) -> nn.Module:
+    """Tag `layer` with the gain the "xavier" scheme should use for it."""
+    layer.xavier_gain = gain
+    return layer
+
+
+def init_weights(module: nn.Module, scheme: str) -> nn.Module:
+    """Initialize every layer of `module` in place with the named scheme; returns `module`."""
+    init_layer = INIT_SCHEMES.get(scheme)
+    for layer in module.modules():
+        init_layer(layer)
+    return module
+
+
+def finish_pair(G: Generator, D: nn.Module, init: str) -> GanPair:
+    """Apply the init scheme to both networks and pair them."""
+    INIT_SCHEMES.get(init)
+    return GanPair(G=init_weights(G, init), D=init_weights(D, init))
+
+
+def lookup_resolution(table: Mapping[int, V], resolution: int, arch: str) -> V:
+    """The per-resolution spec of `arch`, or a ConfigError listing the supported resolutions."""
+    if resolution not in table:
+        valid = ", ".join(str(r) for r in sorted(table))
+        raise ConfigError(f"architecture {arch!r} does not support resolution {resolution!r}; valid: {valid}")
+    return table[resolution]
+
+
+def check_positive(name: str, value: float) -> None:
+    """A ConfigError unless `value` is a positive number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+
+
+def check_positive_int(name: str, value: int) -> None:
+    """A ConfigError unless `value` is a positive integer (a channel count or a latent size)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def count_parameters(module: nn.Module) -> int:
+    """The number of learnable scalars in `module`."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

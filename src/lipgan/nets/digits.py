@@ -1,0 +1,94 @@
+"""Small DCGAN-style networks for the embedded scikit-learn digits at 16² or 32², sized to train on a
+couple of CPU cores in minutes. Not from the papers: the CPU stand-in for their image experiments."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lipgan.nets.base import (
+    ARCHS,
+    GanPair,
+    Generator,
+    check_positive,
+    check_positive_int,
+    finish_pair,
+    flatten_output,
+    lookup_resolution,
+)
+
+BOTTOM_WIDTH = 4
+# image side -> number of ×2 stages between the 4×4 map and the image
+STAGES = {16: 2, 32: 3}
+G_BASE_CHANNELS = 64
+D_BASE_CHANNELS = 32
+D_SLOPE = 0.2
+
+
+def scaled(base: int, width: float) -> int:
+    """`base · width` channels, at least one."""
+    return max(1, round(base * width))
+
+
+class DigitsGenerator(Generator):
+    """z → FC to 4×4×(g·2^(n−1)), BN, ReLU → deconvs k4 s2 p1 halving the channels, each with BN and ReLU
+    → deconv k4 s2 p1 to `channels`, tanh (n = number of ×2 stages)."""
+
+    def __init__(self, z_dim: int, channels: int, stages: int, base: int):
+        side = BOTTOM_WIDTH * 2**stages
+        super().__init__(z_dim, (channels, side, side), z_dist="normal")
+        widths = [base * 2 ** (stages - 1 - i) for i in range(stages)]  # e.g. [128, 64] at 16²
+        self.first_channels = widths[0]
+        self.fc = nn.Linear(z_dim, BOTTOM_WIDTH * BOTTOM_WIDTH * widths[0], bias=False)
+        layers: list[nn.Module] = [nn.BatchNorm2d(widths[0]), nn.ReLU()]
+        for c_in, c_out in zip(widths, widths[1:]):
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(),
+            ]
+        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, stride=2, padding=1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.fc(z).view(z.shape[0], self.first_channels, BOTTOM_WIDTH, BOTTOM_WIDTH)  # [B, C0, 4, 4]
+        return self.net(h)  # [B, C, H, W]
+
+
+class DigitsDiscriminator(nn.Module):
+    """Convs k4 s2 p1 doubling the channels (d, 2d, ...) with biases and LeakyReLU(0.2) down to 4×4,
+    then Linear to 1. No normalization layer, so D is piecewise linear."""
+
+    def __init__(self, channels: int, stages: int, base: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = channels
+        for stage in range(stages):
+            c_out = base * 2**stage
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.LeakyReLU(D_SLOPE)]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(BOTTOM_WIDTH * BOTTOM_WIDTH * c_in, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x).flatten(1)  # [B, C_last · 4 · 4]
+        return flatten_output(self.fc(h))  # [B]
+
+
+@ARCHS.register("digits-cnn")
+def build_digits_cnn(
+    *,
+    resolution: int = 16,
+    channels: int = 1,
+    z_dim: int = 32,
+    init: str = "default",
+    width: float = 1.0,
+) -> GanPair:
+    """Digits nets at 16² or 32²; `width` scales both base widths (G 64, D 32 channels)."""
+    stages = lookup_resolution(STAGES, resolution, "digits-cnn")
+    check_positive_int("channels", channels)
+    check_positive_int("z_dim", z_dim)
+    check_positive("width", width)
+    G = DigitsGenerator(z_dim, channels, stages, scaled(G_BASE_CHANNELS, width))
+    D = DigitsDiscriminator(channels, stages, scaled(D_BASE_CHANNELS, width))
+    return finish_pair(G, D, init)
