@@ -1,0 +1,204 @@
+"""The `lipgan` command.
+
+argparse (standard library) parses the commands: our config keys are free-form `key=value` overrides checked
+by the typed config itself (training/config.py), so a CLI framework would add a dependency without adding a
+check. User mistakes (`LipganError`) are printed on one line with exit status 2; anything else is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lipgan.errors import ConfigError, LipganError
+
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and a pointer to --help), not the usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def resolve_config_path(name: str) -> Path:
+    """A config given as a path, or as the name of a file in the repository's `configs/`."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    for candidate in (REPO_CONFIGS / name, REPO_CONFIGS / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return path  # load_config reports it missing
+
+
+def split_train_args(items: list[str]) -> tuple[str | None, list[str]]:
+    """`[CONFIG] [key=value ...]` -> (config, overrides)."""
+    config = None
+    if items and "=" not in items[0]:
+        config, items = items[0], items[1:]
+    stray = [item for item in items if "=" not in item]
+    if stray:
+        raise ConfigError(f"expected key=value overrides after the config, got {stray[0]!r}")
+    return config, items
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lipgan.training.config import dump_config, load_config
+    from lipgan.training.trainer import train
+
+    config, overrides = split_train_args(args.items)
+    if args.resume and config:
+        raise ConfigError("give either a config or --resume RUN, not both")
+    config_path = resolve_config_path(config) if config else None
+    if args.dry_run:
+        source = Path(args.resume) / "config.yaml" if args.resume else config_path
+        print(dump_config(load_config(source, overrides)), end="")
+        return 0
+    if args.resume:
+        from lipgan.training.run_dir import require_run_dir
+
+        require_run_dir(args.resume)
+    run_dir, result = train(config_path, overrides, resume=args.resume, stop_after=args.stop_after)
+    print_run_summary(run_dir, result)
+    return 130 if result.get("interrupted") else 0
+
+
+def print_run_summary(run_dir: Path, result: dict) -> None:
+    samples = sorted((run_dir / "samples").glob("*.png"))
+    plots = sorted((run_dir / "plots").glob("*.png"))
+    print(f"run directory: {run_dir}")
+    if samples:
+        print(f"samples:       {samples[-1]}")
+    for plot in plots:
+        print(f"plot:          {plot}")
+    print(f"checkpoint:    {run_dir / 'checkpoints' / 'last.pt'}")
+    if "eval" in result:
+        shown = {k: v for k, v in result["eval"].items() if k not in ("checkpoint", "best")}
+        print("evaluation:    " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown.items()))
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from lipgan.training.load import load_run
+    from lipgan.training.logs import SAMPLE_WRITERS
+
+    if args.n < 1:
+        raise ConfigError("--n must be at least 1")
+    run = load_run(args.run, which=args.which, device=args.device)
+    gen = torch.Generator().manual_seed(args.seed)
+    with torch.no_grad():
+        fake = run.G(run.G.sample_z(args.n, generator=gen).to(run.device))
+    real = None
+    if run.dataset.kind == "points":
+        real = torch.stack([run.dataset[i][0] for i in range(min(len(run.dataset), 2000))])
+    out = Path(args.out) if args.out else run.run_dir / "samples" / f"sample_{args.which}_seed{args.seed}"
+    path = SAMPLE_WRITERS.get(run.dataset.kind)(fake, real, out, f"{run.cfg.name}, step {run.step}")
+    print(path)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from lipgan.training.evaluation import evaluate_generator
+    from lipgan.training.load import load_run
+    from lipgan.training.run_dir import append_jsonl
+
+    run = load_run(args.run, which=args.which, device=args.device)
+    if args.protocol:
+        run.cfg.eval.protocol = args.protocol
+    if args.n_samples is not None:
+        run.cfg.eval.n_samples = args.n_samples
+    if args.inception_weights:
+        run.cfg.eval.inception_weights = args.inception_weights
+    metrics = evaluate_generator(run.G, run.cfg, run.dataset, run.device, args.seed)
+    record = {
+        "step": run.step,
+        "checkpoint": f"checkpoints/{args.which}.pt",
+        "source": "lipgan eval",
+        **metrics,
+    }
+    append_jsonl(run.run_dir / "eval.jsonl", record)
+    width = max(len(k) for k in metrics)
+    print(f"{run.run_dir} (step {run.step}, {args.which}):")
+    for key, value in metrics.items():
+        print(f"  {key:<{width}}  {_fmt(value)}")
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from lipgan.analysis.command import run_probes
+
+    results = run_probes(args.run, args.kind, n_samples=args.n, which=args.which, device=args.device)
+    for kind, summary in results.items():
+        print(f"{kind}: {json.dumps(summary)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="lipgan", description=__doc__.split("\n")[0] + " Lipschitz GAN toolkit.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    p = sub.add_parser(
+        "train",
+        help="train a GAN (without a config: GN on the embedded digits)",
+        description="Train a GAN. Without CONFIG, the embedded default: GN on scikit-learn's digits. "
+        "Overrides are dotted keys, e.g. optim.lr_d=4e-4 constraint.gradnorm=gran.",
+    )
+    p.add_argument(
+        "items", nargs="*", metavar="[CONFIG] [key=value]", help="config YAML (path or name in configs/)"
+    )
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this directory exactly")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--stop-after", type=int, metavar="N", help="stop (with a checkpoint) after N more steps")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="write an image grid from a run's checkpoint (EMA weights if present)")
+    p.add_argument("run", metavar="RUN", help="run directory")
+    p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="seed of z (default 0)")
+    p.add_argument("--which", choices=["last", "best"], default="last", help="checkpoint (default last)")
+    p.add_argument("--out", help="output PNG path (default RUN/samples/...)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("eval", help="evaluate a run's checkpoint with its protocol; appends to eval.jsonl")
+    p.add_argument("run", metavar="RUN", help="run directory")
+    p.add_argument("--protocol", help="metric protocol (default: the run's eval.protocol)")
+    p.add_argument("--n-samples", type=int, help="number of generated samples (default: the protocol's)")
+    p.add_argument("--inception-weights", help="path to torch-fidelity's Inception weights file")
+    p.add_argument("--which", choices=["last", "best"], default="last", help="checkpoint (default last)")
+    p.add_argument("--seed", type=int, default=0, help="seed of z (default 0)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("probe", help="the papers' analyses of a run's discriminator, as PNG + JSON")
+    p.add_argument("run", metavar="RUN", help="run directory")
+    p.add_argument("--kind", required=True, help="probe kind, or 'all' for every probe that applies")
+    p.add_argument("--n", type=int, default=256, help="real and generated samples to probe (default 256)")
+    p.add_argument("--which", choices=["last", "best"], default="last", help="checkpoint (default last)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.set_defaults(func=cmd_probe)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except LipganError as err:
+        print(f"lipgan {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,336 @@
+"""The typed training config: one source of defaults for YAML files and `key=value` overrides.
+
+A config is a tree of dataclasses. `load_config` reads a YAML file, applies dotted overrides such as
+`optim.lr_d=4e-4`, converts every value to its field's type, and runs `validate` (the one place where
+cross-option checks live). Every mistake raises `ConfigError` with a one-line message naming the valid keys or
+choices, before any compute starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lipgan.errors import ConfigError, MissingFileError
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    root: str = "data"
+    resolution: int | None = 16
+    split: str | None = None  # None: the dataset's own default (STL-10 unlabeled, CelebA all, ...)
+    download: bool = False
+    batch_size: int = 64  # global batch, split across DDP ranks
+    num_workers: int = 0
+    options: dict = field(default_factory=dict)  # dataset-specific keyword arguments
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "digits-cnn"
+    options: dict = field(default_factory=dict)  # architecture keyword arguments (z_dim, init, pooling, ...)
+
+
+@dataclass
+class ConstraintConfig:
+    gradnorm: str | None = "gn"  # a method of lipgan.constraints.gradnorm, or null
+    tau: float = 1.0  # GraN: K = 1/tau
+    eps: float = 0.1
+    spectral: str | None = None  # sn | sn-strict | bsn, or null
+    spectral_scale: float = 1.0  # SSN / BSSN scale s, LipReg's k_SN
+    spectral_gamma: str | None = None  # "same" | "diff" (Miyato App. E), or null
+    n_power_iterations: int = 1
+    output_scale: float = 1.0  # GraN's SN†: multiply D's output by K
+    generator_fast_path: bool = True  # G step without double backward where the method allows it
+
+
+@dataclass
+class PenaltyConfig:
+    weight: float = 0.0  # lambda; 0 disables
+    center: float = 1.0  # 1: WGAN-GP, K: GP†, 0: R1 / zero-centred
+    at: str = "interpolates"
+
+
+@dataclass
+class LossConfig:
+    name: str = "hinge"
+    domain_scale: float = 1.0  # LipReg's alpha
+
+
+@dataclass
+class ConsistencyConfig:
+    weight: float = 0.0  # lambda of CR; 0 disables
+    max_shift: float = 0.2  # fraction of the image size
+    flip: bool = True
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"  # adam | rmsprop
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: list = field(default_factory=lambda: [0.0, 0.9])
+    eps: float = 1e-8  # Adam's epsilon matters for GraN (App. J)
+    rmsprop_alpha: float = 0.99
+    n_dis: int = 5
+    lr_decay: str = "none"  # none | linear (to 0 at train.steps)
+    ema: float = 0.0  # decay of the generator EMA; 0 disables
+    ema_start: int = 0  # generator step at which the EMA starts
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000  # generator updates
+    log_every: int = 25
+    sample_every: int = 250
+    ckpt_every: int = 250
+    eval_every: int = 0  # 0: evaluate only at the end
+    eval_at_end: bool = True
+    probe_every: int = 0  # cheap probes into metrics.jsonl; 0 disables
+    grid_size: int = 64
+    amp: bool = False  # CUDA only
+
+
+@dataclass
+class EvalConfig:
+    protocol: str = "auto"  # auto: the dataset's own metrics (toy, digits) or "quick" Inception metrics
+    n_samples: int = 0  # 0: the protocol's default
+    inception_weights: str | None = None
+    batch_size: int = 100
+
+
+@dataclass
+class Config:
+    name: str = "digits_gn"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    out_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    constraint: ConstraintConfig = field(default_factory=ConstraintConfig)
+    penalty: PenaltyConfig = field(default_factory=PenaltyConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    cr: ConsistencyConfig = field(default_factory=ConsistencyConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _convert(value: Any, hint: Any, key: str) -> Any:
+    """Convert `value` to the field type `hint`, or raise a one-line ConfigError."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        is_null = value is None or (isinstance(value, str) and value.lower() in ("null", "none", "~"))
+        if is_null and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: cannot read {value!r} as {hint}")
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of {hint.__name__} keys, got {value!r}")
+        return _build(hint, value, key + ".")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+        if not number.is_integer():
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return int(number)
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if hint is str:
+        if isinstance(value, dict | list):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    if hint is list or origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return list(value)
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    raise TypeError(f"unsupported config type {hint} for {key}")
+
+
+def _build(cls: type, values: dict, prefix: str = "") -> Any:
+    hints = _hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        where = prefix.rstrip(".") or "the top level"
+        raise ConfigError(f"unknown key {prefix}{unknown[0]} in {where}; valid keys: {', '.join(hints)}")
+    kwargs = {name: _convert(value, hints[name], prefix + name) for name, value in values.items()}
+    return cls(**kwargs)
+
+
+def config_to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """`["optim.lr_d=4e-4", "data.name=ring8"]` -> nested dict with YAML-parsed values."""
+    nested: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. optim.lr_d=4e-4)")
+        key, raw = item.split("=", 1)
+        if not key:
+            raise ConfigError(f"override {item!r} has an empty key")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with another override of {part}")
+        node[parts[-1]] = value
+    return nested
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in ("options",):
+            merged[key] = _merge(merged[key], value)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"config file {path} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path} is not valid YAML{where}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, not {type(values).__name__}")
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """The resolved config: defaults, then the YAML file, then `key=value` overrides; validated."""
+    values = read_yaml(path) if path is not None else {}
+    values = _merge(values, parse_overrides(overrides or []))
+    cfg = _build(Config, values)
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(values: dict) -> Config:
+    cfg = _build(Config, values)
+    validate(cfg)
+    return cfg
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(cfg: Config) -> None:
+    """Every cross-option check, before any compute: registered names, ranges and combinations."""
+    from lipgan.constraints.gradnorm import GRADNORM_METHODS
+    from lipgan.constraints.penalty import PENALTY_SITES
+    from lipgan.constraints.spectral import SPECTRAL_VARIANTS
+    from lipgan.data import DATASETS
+    from lipgan.losses import LOSSES
+    from lipgan.nets import ARCHS
+
+    DATASETS.get(cfg.data.name)
+    ARCHS.get(cfg.model.arch)
+    LOSSES.get(cfg.loss.name)
+    PENALTY_SITES.get(cfg.penalty.at)
+    if cfg.constraint.gradnorm is not None:
+        GRADNORM_METHODS.get(cfg.constraint.gradnorm)
+    if cfg.constraint.spectral is not None:
+        SPECTRAL_VARIANTS.get(cfg.constraint.spectral)
+    _check(
+        cfg.constraint.spectral_gamma in (None, "same", "diff"),
+        f"constraint.spectral_gamma must be null, same or diff, not {cfg.constraint.spectral_gamma!r}",
+    )
+    _check(
+        cfg.constraint.spectral_gamma is None or cfg.constraint.spectral is not None,
+        "constraint.spectral_gamma needs constraint.spectral (sn, sn-strict or bsn)",
+    )
+    _check(
+        cfg.optim.name in ("adam", "rmsprop"), f"optim.name must be adam or rmsprop, not {cfg.optim.name!r}"
+    )
+    _check(
+        cfg.optim.lr_decay in ("none", "linear"),
+        f"optim.lr_decay must be none or linear, not {cfg.optim.lr_decay!r}",
+    )
+    _check(
+        len(cfg.optim.betas) == 2 and all(0.0 <= float(b) < 1.0 for b in cfg.optim.betas),
+        f"optim.betas must be two numbers in [0, 1), not {cfg.optim.betas}",
+    )
+    _check(cfg.optim.lr_g > 0 and cfg.optim.lr_d > 0, "optim.lr_g and optim.lr_d must be positive")
+    _check(cfg.optim.eps > 0, "optim.eps must be positive")
+    _check(0.0 <= cfg.optim.ema < 1.0, f"optim.ema must be in [0, 1), not {cfg.optim.ema}")
+    _check(cfg.optim.n_dis >= 1, f"optim.n_dis must be at least 1, not {cfg.optim.n_dis}")
+    _check(cfg.train.steps >= 1, f"train.steps must be at least 1, not {cfg.train.steps}")
+    for key in ("log_every", "sample_every", "ckpt_every", "eval_every", "probe_every"):
+        _check(getattr(cfg.train, key) >= 0, f"train.{key} must be 0 or more")
+    _check(cfg.data.batch_size >= 2, f"data.batch_size must be at least 2, not {cfg.data.batch_size}")
+    _check(cfg.loss.domain_scale > 0, f"loss.domain_scale must be positive, not {cfg.loss.domain_scale}")
+    _check(cfg.constraint.tau > 0, f"constraint.tau must be positive, not {cfg.constraint.tau}")
+    _check(cfg.constraint.eps >= 0, f"constraint.eps must be 0 or more, not {cfg.constraint.eps}")
+    _check(cfg.constraint.spectral_scale > 0, "constraint.spectral_scale must be positive")
+    _check(cfg.penalty.weight >= 0, f"penalty.weight must be 0 or more, not {cfg.penalty.weight}")
+    _check(cfg.cr.weight >= 0, f"cr.weight must be 0 or more, not {cfg.cr.weight}")
+    _check(0.0 <= cfg.cr.max_shift < 1.0, "cr.max_shift must be in [0, 1)")
+    _check(
+        cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
+        f"device must be auto, cpu, cuda or cuda:N, not {cfg.device!r}",
+    )
+    _check(
+        cfg.name.replace("-", "").replace("_", "").replace(".", "").isalnum(),
+        "name may hold letters, digits, - _ .",
+    )

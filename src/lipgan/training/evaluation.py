@@ -1,0 +1,115 @@
+"""Evaluation of a generator with the metrics its data calls for, during training and by `lipgan eval`.
+
+Each evaluation appends one line to `eval.jsonl` naming its checkpoint. During training the `best` checkpoint
+follows the best FID (or `digits_fid`), PGN's protocol. Evaluation runs under a forked RNG so that it never
+changes the training trajectory.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from lipgan.metrics import EVALUATORS, evaluator_key
+from lipgan.training.config import Config
+from lipgan.training.logs import plot_training_curves
+from lipgan.training.run_dir import append_jsonl, read_jsonl
+
+EVAL_SEED_OFFSET = 3_000_017
+# The metric that decides the `best` checkpoint, per evaluator, and whether lower is better.
+PRIMARY_METRIC = {"image": ("fid", True), "digits": ("digits_fid", True), "points": ("mode_kl", True)}
+
+
+def evaluator_options(cfg: Config, device: torch.device) -> dict:
+    return {
+        "protocol": cfg.eval.protocol,
+        "inception_weights": cfg.eval.inception_weights,
+        "batch_size": cfg.eval.batch_size,
+        "device": device,
+        "data_cfg": cfg.data,
+    }
+
+
+def evaluate_generator(G: torch.nn.Module, cfg: Config, dataset, device: torch.device, seed: int) -> dict:
+    """Metrics of `G` (put in eval mode) on the config's data, with z drawn from `seed`."""
+    key = evaluator_key(dataset)
+    evaluate = EVALUATORS.get(key)
+    was_training = G.training
+    G.eval()
+    z_gen = torch.Generator().manual_seed(seed)
+
+    @torch.no_grad()
+    def sample_fn(n: int) -> torch.Tensor:
+        return G(G.sample_z(n, generator=z_gen).to(device)).float()
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        metrics = evaluate(sample_fn, dataset, cfg.eval.n_samples, **evaluator_options(cfg, device))
+    G.train(was_training)
+    return metrics
+
+
+class Evaluator:
+    """Evaluation during training for one session (rank 0 only)."""
+
+    def __init__(self, session):
+        self.session = session
+        self.key = evaluator_key(session.dataset)
+        self.last_step: int | None = None
+
+    def evaluate_and_track(self) -> dict:
+        from lipgan.training.trainer import sample_generator, save
+
+        s = self.session
+        checkpoint = save(s)
+        metrics = evaluate_generator(
+            sample_generator(s), s.cfg, s.dataset, s.device, s.cfg.seed + EVAL_SEED_OFFSET
+        )
+        record = {"step": s.step, "checkpoint": str(checkpoint.relative_to(s.run_dir)), **metrics}
+        primary, lower_is_better = PRIMARY_METRIC[self.key]
+        value = metrics.get(primary)
+        if value is not None and (s.best is None or (value < s.best if lower_is_better else value > s.best)):
+            s.best = value
+            save(s)  # `last` records the new best value, then `best` is a copy of it
+            shutil.copyfile(checkpoint, checkpoint.with_name("best.pt"))
+            record["best"] = True
+        append_jsonl(s.run_dir / "eval.jsonl", record)
+        self.last_step = s.step
+        return record
+
+    def plot_curves(self) -> None:
+        plot_run_curves(self.session.run_dir, self.session.cfg.name)
+
+
+TRAINING_CURVES = [
+    "d_loss",
+    "g_loss",
+    "grad_norm_real_mean",
+    "grad_norm_fake_mean",
+    "d_out_min",
+    "d_out_max",
+]
+EVAL_CURVES = [
+    "fid",
+    "is_mean",
+    "kid_mean",
+    "digits_is",
+    "digits_fid",
+    "modes_covered",
+    "hq_fraction",
+    "mode_kl",
+]
+
+
+def plot_run_curves(run_dir: Path, name: str) -> list[Path]:
+    """`plots/training_curves.png` from metrics.jsonl and `plots/eval_metrics.png` from eval.jsonl."""
+    written = []
+    for source, keys, target, title in (
+        ("metrics.jsonl", TRAINING_CURVES, "training_curves.png", f"{name}: training"),
+        ("eval.jsonl", EVAL_CURVES, "eval_metrics.png", f"{name}: evaluation"),
+    ):
+        path = plot_training_curves(read_jsonl(run_dir / source), run_dir / "plots" / target, keys, title)
+        if path is not None:
+            written.append(path)
+    return written

@@ -1,0 +1,65 @@
+"""Loading a finished or running run for `lipgan sample`, `lipgan eval` and `lipgan probe`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lipgan.losses import Loss, get_loss
+from lipgan.training.build import build_dataset, build_models, resolve_device
+from lipgan.training.checkpoint import load_checkpoint
+from lipgan.training.config import Config, load_config
+from lipgan.training.run_dir import require_run_dir
+from lipgan.training.steps import build_critic
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    cfg: Config
+    G: nn.Module  # the EMA generator when the run has one, in eval mode
+    G_raw: nn.Module  # the trained generator itself
+    D: nn.Module  # the constrained network whose output is f, in eval mode (power iteration frozen)
+    loss: Loss
+    dataset: object
+    step: int
+    device: torch.device
+
+    def critic(self, x: torch.Tensor, mode: str = "full") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`(out, raw, grad_norm)`: the constrained output, f, and `||∇ₓ f||` per sample."""
+        from lipgan.training.steps import input_grad_norm
+
+        scores = build_critic(self.D, self.cfg)(x, mode=mode)
+        grad_norm = scores.grad_norm if scores.grad_norm is not None else input_grad_norm(self.D, x)
+        return scores.out, scores.raw, grad_norm
+
+
+def load_run(run_dir: str | Path, which: str = "last", device: str | torch.device = "cpu") -> LoadedRun:
+    run_dir = require_run_dir(run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    device = resolve_device(str(device))
+    state = load_checkpoint(run_dir / "checkpoints" / f"{which}.pt", device)
+    dataset = build_dataset(cfg)
+    models = build_models(cfg, dataset, device)
+    models.G.load_state_dict(state["G"])
+    models.D.load_state_dict(state["D"])
+    G = models.G
+    if state.get("ema") is not None:
+        import copy
+
+        G = copy.deepcopy(models.G)
+        G.load_state_dict(state["ema"])
+    return LoadedRun(
+        run_dir=run_dir,
+        cfg=cfg,
+        G=G.eval(),
+        G_raw=models.G.eval(),
+        D=models.D.eval(),
+        loss=get_loss(cfg.loss.name, cfg.loss.domain_scale),
+        dataset=dataset,
+        step=int(state["step"]),
+        device=device,
+    )

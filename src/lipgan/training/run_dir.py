@@ -1,0 +1,93 @@
+"""The run directory: `runs/<00000>-<name>/`, never reused, holding everything needed to compare runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from lipgan.errors import MissingFileError
+
+RUN_PATTERN = re.compile(r"^(\d{5})-")
+
+
+def new_run_dir(out_dir: str | Path, name: str) -> Path:
+    """Create the next free `out_dir/<index>-<name>`; the index is one more than the largest in use."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    used = [int(m.group(1)) for p in out_dir.iterdir() if (m := RUN_PATTERN.match(p.name))]
+    index = max(used, default=-1) + 1
+    while True:
+        path = out_dir / f"{index:05d}-{name}"
+        try:
+            path.mkdir()
+            break
+        except FileExistsError:
+            index += 1
+    for sub in ("checkpoints", "samples", "plots", "tb"):
+        (path / sub).mkdir()
+    return path
+
+
+def require_run_dir(path: str | Path) -> Path:
+    """A run directory given on the command line, checked to hold a config and a checkpoint."""
+    path = Path(path)
+    if not (path / "config.yaml").is_file():
+        raise MissingFileError(f"{path} is not a lipgan run directory (no config.yaml)")
+    if not (path / "checkpoints" / "last.pt").is_file():
+        raise MissingFileError(f"{path} has no checkpoint yet (checkpoints/last.pt is missing)")
+    return path
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment_record(seed: int, device: torch.device, world_size: int) -> dict:
+    import lipgan
+
+    return {
+        "lipgan": lipgan.__version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "git_commit": _git_commit(),
+        "seed": seed,
+        "device": str(device),
+        "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "world_size": world_size,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def write_json(path: Path, record: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,171 @@
+"""One discriminator update and one generator update, composed from registered pieces.
+
+The D step reads top to bottom: reals and fakes go through the critic in one concatenated forward, the loss is
+computed, each active regularizer term (a small registered function) is added, and the optimizer steps. A new
+constraint, loss or penalty is a registry entry elsewhere; nothing here branches on the method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from lipgan.constraints.gradnorm import gradient_normalize_with_raw
+from lipgan.constraints.penalty import gradient_penalty
+from lipgan.losses import Loss
+from lipgan.registry import Registry
+from lipgan.training.augment import consistency_augment
+from lipgan.training.config import Config
+
+
+@dataclass
+class CriticOutput:
+    out: torch.Tensor  # [B] the constrained output the loss sees
+    raw: torch.Tensor  # [B] the network output f
+    grad_norm: torch.Tensor | None  # [B] ||∇ₓ f||, where the constraint computed it
+
+
+CRITIC_HEADS: Registry[Callable] = Registry("critic head")
+
+
+@CRITIC_HEADS.register("raw")
+def raw_head(net: nn.Module, cfg: Config) -> Callable:
+    """D as it is (possibly spectrally normalized and output-scaled): `out = f`."""
+
+    def critic(x: torch.Tensor, mode: str = "full") -> CriticOutput:
+        raw = net(x).reshape(x.shape[0])
+        return CriticOutput(raw, raw, None)
+
+    return critic
+
+
+@CRITIC_HEADS.register("gradnorm")
+def gradnorm_head(net: nn.Module, cfg: Config) -> Callable:
+    """D wrapped by a gradient normalization of PAPERS.md §1 (GN, GraN, PGN and variants)."""
+    c = cfg.constraint
+
+    def critic(x: torch.Tensor, mode: str = "full") -> CriticOutput:
+        scored = gradient_normalize_with_raw(net, x, method=c.gradnorm, tau=c.tau, eps=c.eps, mode=mode)
+        return CriticOutput(scored.out, scored.raw, scored.grad_norm)
+
+    return critic
+
+
+def build_critic(net: nn.Module, cfg: Config) -> Callable:
+    return CRITIC_HEADS.get("gradnorm" if cfg.constraint.gradnorm else "raw")(net, cfg)
+
+
+def input_grad_norm(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`||∇ₓ f(x)||₂` per sample, for logging (no graph kept)."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(net(x).sum(), x)
+    return grad.flatten(1).norm(dim=1)
+
+
+@dataclass
+class StepParts:
+    """What the two updates need; `d_net` is the (possibly DDP-wrapped) network the D step differentiates."""
+
+    cfg: Config
+    G: nn.Module
+    D: nn.Module  # unwrapped
+    d_net: nn.Module
+    critic: Callable  # built on d_net, for the D step
+    g_critic: Callable  # built on the unwrapped D, for the G step (D is not updated there)
+    loss: Loss
+    opt_d: torch.optim.Optimizer
+    opt_g: torch.optim.Optimizer
+    regularizers: list = field(default_factory=list)
+
+
+@dataclass
+class DStepBatch:
+    real: torch.Tensor  # [B, ...]
+    fake: torch.Tensor  # [B, ...], detached
+    scores: CriticOutput
+    generator: torch.Generator | None
+
+
+@dataclass
+class Regularizer:
+    name: str
+    enabled: Callable[[Config], bool]
+    term: Callable[[StepParts, DStepBatch], torch.Tensor]
+
+
+REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
+
+
+def _register(reg: Regularizer) -> Regularizer:
+    return REGULARIZERS.register(reg.name)(reg)
+
+
+def _penalty_term(parts: StepParts, batch: DStepBatch) -> torch.Tensor:
+    """`λ E[(||∇D(x̂)|| − c)²]` (WGAN-GP, GP†/k_GP with c = K, R1 with c = 0) on D's network output."""
+    p = parts.cfg.penalty
+    return p.weight * gradient_penalty(
+        parts.d_net, batch.real, batch.fake, center=p.center, at=p.at, generator=batch.generator
+    )
+
+
+def _consistency_term(parts: StepParts, batch: DStepBatch) -> torch.Tensor:
+    """CR (Zhang 2020, used by GN and PGN): `λ E[(D(T(x)) − D(x))²]` on reals, T = flip + shift."""
+    c = parts.cfg.cr
+    augmented = consistency_augment(batch.real, c.max_shift, c.flip, batch.generator)
+    real_scores = batch.scores.out[: batch.real.shape[0]]
+    return c.weight * (parts.critic(augmented, mode="full").out - real_scores).square().mean()
+
+
+_register(Regularizer("penalty", lambda cfg: cfg.penalty.weight > 0, _penalty_term))
+_register(Regularizer("consistency", lambda cfg: cfg.cr.weight > 0, _consistency_term))
+
+
+def active_regularizers(cfg: Config) -> list[Regularizer]:
+    return [REGULARIZERS.get(name) for name in REGULARIZERS if REGULARIZERS.get(name).enabled(cfg)]
+
+
+def discriminator_step(
+    parts: StepParts, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
+    """One D update on reals and (detached) fakes; returns detached scalars and per-sample stats."""
+    fake = fake.detach()
+    n_real = real.shape[0]
+    scores = parts.critic(torch.cat([real, fake]), mode="full")
+    out_real, out_fake = scores.out[:n_real], scores.out[n_real:]
+    d_loss = parts.loss.d_loss(out_real, out_fake)
+    batch = DStepBatch(real, fake, scores, generator)
+    terms = {reg.name: reg.term(parts, batch) for reg in parts.regularizers}
+    total = d_loss + sum(terms.values())
+    parts.opt_d.zero_grad(set_to_none=True)
+    total.backward()
+    parts.opt_d.step()
+    stats = {"d_loss": d_loss.detach(), "d_total": total.detach()}
+    stats.update({f"d_{name}": value.detach() for name, value in terms.items()})
+    stats["out_real"] = out_real.detach()
+    stats["out_fake"] = out_fake.detach()
+    stats["raw_real"] = scores.raw[:n_real].detach()
+    stats["raw_fake"] = scores.raw[n_real:].detach()
+    if scores.grad_norm is not None:
+        stats["n_real"] = scores.grad_norm[:n_real].detach()
+        stats["n_fake"] = scores.grad_norm[n_real:].detach()
+    return stats
+
+
+def generator_step(parts: StepParts, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One G update. The critic runs in `mode="generator"` (no double backward) unless the config forces
+    the full mode; for piecewise-linear D both give the same gradient (PAPERS.md §1, last part)."""
+    mode = "generator" if parts.cfg.constraint.generator_fast_path else "full"
+    fake = parts.G(z)
+    parts.D.requires_grad_(False)  # only G's gradient is needed; D's would be thrown away
+    try:
+        g_loss = parts.loss.g_loss(parts.g_critic(fake, mode=mode).out)
+        parts.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+    finally:
+        parts.D.requires_grad_(True)
+    parts.opt_g.step()
+    return {"g_loss": g_loss.detach()}

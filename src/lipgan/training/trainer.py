@@ -1,0 +1,298 @@
+"""The training loop: a thin loop over the typed config.
+
+Each generator step runs `n_dis` discriminator updates (steps.py), one generator update, the EMA update, then
+logging, samples, checkpoints and evaluation at their intervals. Checkpoints carry every RNG state and the
+data stream position, so `--resume` continues bit for bit on the same device.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from lipgan.data import BatchStream
+from lipgan.errors import TrainingDivergedError
+from lipgan.losses import get_loss
+from lipgan.training import ddp
+from lipgan.training.build import (
+    build_dataset,
+    build_models,
+    build_optimizer,
+    lr_factor,
+    resolve_device,
+    set_lr,
+)
+from lipgan.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from lipgan.training.config import Config, dump_config, load_config
+from lipgan.training.ema import GeneratorEMA
+from lipgan.training.evaluation import Evaluator
+from lipgan.training.logs import SAMPLE_WRITERS, MetricsLogger, summarize_step
+from lipgan.training.run_dir import environment_record, new_run_dir, write_json
+from lipgan.training.steps import (
+    StepParts,
+    active_regularizers,
+    build_critic,
+    discriminator_step,
+    generator_step,
+    input_grad_norm,
+)
+
+Z_SEED_OFFSET = 1_000_003  # separates the z stream of each rank from the data order and from the fixed grid z
+AUX_SEED_OFFSET = 2_000_003
+
+
+@dataclass
+class Session:
+    """Everything a running training holds."""
+
+    cfg: Config
+    run_dir: Path
+    device: torch.device
+    info: ddp.DistInfo
+    dataset: object
+    parts: StepParts
+    ema: GeneratorEMA | None
+    stream: BatchStream
+    z_gen: torch.Generator
+    aux_gen: torch.Generator
+    fixed_z: torch.Tensor
+    step: int = 0
+    best: float | None = None
+
+
+def _local_batch(cfg: Config, info: ddp.DistInfo) -> int:
+    return cfg.data.batch_size // info.world_size
+
+
+def open_session(cfg: Config, run_dir: Path | None, resume: bool) -> Session:
+    """Build a new run (or the run `run_dir` to resume) from the config."""
+    info = ddp.init_distributed("cuda" if cfg.device.startswith("cuda") else "cpu")
+    device = resolve_device(cfg.device, info.local_rank)
+    if cfg.data.batch_size % info.world_size:
+        from lipgan.errors import ConfigError
+
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} must divide by the {info.world_size} ranks")
+    dataset = build_dataset(cfg)
+    models = build_models(cfg, dataset, device)
+    G_net = ddp.wrap(models.G, info, device)
+    d_net = ddp.wrap(models.D, info, device)
+    parts = StepParts(
+        cfg=cfg,
+        G=G_net,
+        D=models.D,
+        d_net=d_net,
+        critic=build_critic(d_net, cfg),
+        g_critic=build_critic(models.D, cfg),
+        loss=get_loss(cfg.loss.name, cfg.loss.domain_scale),
+        opt_d=build_optimizer(models.D.parameters(), cfg.optim.lr_d, cfg),
+        opt_g=build_optimizer(models.G.parameters(), cfg.optim.lr_g, cfg),
+        regularizers=active_regularizers(cfg),
+    )
+    ema = GeneratorEMA(models.G, cfg.optim.ema, cfg.optim.ema_start) if cfg.optim.ema > 0 else None
+    stream = BatchStream(
+        dataset, cfg.data.batch_size, seed=cfg.seed, rank=info.rank, world_size=info.world_size
+    )
+    z_gen = torch.Generator().manual_seed(cfg.seed + Z_SEED_OFFSET * (info.rank + 1))
+    aux_gen = torch.Generator().manual_seed(cfg.seed + AUX_SEED_OFFSET * (info.rank + 1))
+    grid_gen = torch.Generator().manual_seed(cfg.seed)
+    fixed_z = models.G.sample_z(cfg.train.grid_size, generator=grid_gen)
+    if run_dir is None:
+        run_dir = new_run_dir(cfg.out_dir, cfg.name) if info.is_main else Path(cfg.out_dir)
+    session = Session(cfg, run_dir, device, info, dataset, parts, ema, stream, z_gen, aux_gen, fixed_z)
+    torch.manual_seed(cfg.seed + info.rank)
+    if resume:
+        restore(session, load_checkpoint(run_dir / "checkpoints" / "last.pt", device))
+    elif info.is_main:
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
+        write_json(run_dir / "env.json", environment_record(cfg.seed, device, info.world_size))
+    return session
+
+
+def checkpoint_state(s: Session) -> dict:
+    p = s.parts
+    return {
+        "step": s.step,
+        "best": s.best,
+        "G": p.G.module.state_dict() if s.info.enabled else p.G.state_dict(),
+        "D": p.D.state_dict(),
+        "opt_g": p.opt_g.state_dict(),
+        "opt_d": p.opt_d.state_dict(),
+        "ema": s.ema.state_dict() if s.ema is not None else None,
+        "stream": s.stream.state_dict(),
+        "z_gen": s.z_gen.get_state(),
+        "aux_gen": s.aux_gen.get_state(),
+        "rng": rng_state(s.device),
+    }
+
+
+def restore(s: Session, state: dict) -> None:
+    p = s.parts
+    (p.G.module if s.info.enabled else p.G).load_state_dict(state["G"])
+    p.D.load_state_dict(state["D"])
+    p.opt_g.load_state_dict(state["opt_g"])
+    p.opt_d.load_state_dict(state["opt_d"])
+    if s.ema is not None and state["ema"] is not None:
+        s.ema.load_state_dict(state["ema"])
+    s.stream.load_state_dict(state["stream"])
+    s.z_gen.set_state(state["z_gen"])
+    s.aux_gen.set_state(state["aux_gen"])
+    set_rng_state(state["rng"], s.device)
+    s.step = int(state["step"])
+    s.best = state["best"]
+
+
+def save(s: Session, name: str = "last") -> Path:
+    path = s.run_dir / "checkpoints" / f"{name}.pt"
+    if s.info.is_main:
+        save_checkpoint(checkpoint_state(s), path)
+    return path
+
+
+def sample_generator(s: Session) -> torch.nn.Module:
+    """The generator used for samples and evaluation: the EMA copy when there is one."""
+    if s.ema is not None:
+        return s.ema.model
+    return s.parts.G.module if s.info.enabled else s.parts.G
+
+
+def write_samples(s: Session) -> Path:
+    G = sample_generator(s)
+    was_training = G.training
+    G.eval()
+    with torch.no_grad():
+        fake = G(s.fixed_z.to(s.device))
+    G.train(was_training)
+    real = None
+    if s.dataset.kind == "points":
+        real = torch.stack([s.dataset[i][0] for i in range(min(len(s.dataset), 2000))])
+    path = s.run_dir / "samples" / f"step_{s.step:07d}"
+    return SAMPLE_WRITERS.get(s.dataset.kind)(fake, real, path, f"{s.cfg.name}, step {s.step}")
+
+
+def _check_finite(s: Session, scalars: dict[str, float]) -> None:
+    for key in ("d_loss", "d_total", "g_loss"):
+        value = scalars.get(key)
+        if value is not None and not math.isfinite(value):
+            raise TrainingDivergedError(
+                f"step {s.step}: {key} became {value}; training stopped, last good checkpoint is "
+                f"{s.run_dir / 'checkpoints' / 'last.pt'}"
+            )
+
+
+def train_one_step(s: Session) -> dict[str, torch.Tensor]:
+    """`n_dis` D updates and one G update (one generator step)."""
+    cfg, p = s.cfg, s.parts
+    factor = lr_factor(cfg, s.step)
+    set_lr(p.opt_g, cfg.optim.lr_g * factor)
+    set_lr(p.opt_d, cfg.optim.lr_d * factor)
+    local = _local_batch(cfg, s.info)
+    G_plain = p.G.module if s.info.enabled else p.G
+    for _ in range(cfg.optim.n_dis):
+        real = next(s.stream)[0].to(s.device)
+        with torch.no_grad():
+            fake = G_plain(G_plain.sample_z(local, generator=s.z_gen).to(s.device))
+        stats = discriminator_step(p, real, fake, s.aux_gen)
+    stats["real"], stats["fake"] = real, fake
+    stats.update(generator_step(p, G_plain.sample_z(local, generator=s.z_gen).to(s.device)))
+    s.step += 1
+    if s.ema is not None:
+        s.ema.update(G_plain, s.step)
+    return stats
+
+
+def _due(every: int, step: int, total: int) -> bool:
+    return every > 0 and (step % every == 0 or step == total)
+
+
+def run_training(s: Session, stop_after: int | None = None) -> dict:
+    """Train until `train.steps` generator steps (or `stop_after` more), saving `last` on the way."""
+    cfg = s.cfg
+    logger = MetricsLogger(s.run_dir) if s.info.is_main else None
+    evaluator = Evaluator(s) if s.info.is_main else None
+    target = cfg.train.steps if stop_after is None else min(cfg.train.steps, s.step + stop_after)
+    bar = tqdm(total=cfg.train.steps, initial=s.step, desc=cfg.name, disable=not s.info.is_main, unit="step")
+    started = time.perf_counter()
+    try:
+        while s.step < target:
+            stats = train_one_step(s)
+            real, fake = stats.pop("real"), stats.pop("fake")
+            _check_finite(s, {k: float(v) for k, v in stats.items() if v.dim() == 0})
+            bar.update(1)
+            if logger is not None and _due(cfg.train.log_every, s.step, cfg.train.steps):
+                if "n_real" not in stats:
+                    stats["n_real"], stats["n_fake"] = _logged_grad_norms(s, real, fake)
+                scalars = summarize_step(
+                    stats, s.parts.opt_g.param_groups[0]["lr"], s.parts.opt_d.param_groups[0]["lr"]
+                )
+                scalars["sec_per_step"] = (time.perf_counter() - started) / max(1, bar.n - bar.initial)
+                logger.log(s.step, scalars)
+                bar.set_postfix(d_loss=f"{scalars['d_loss']:.3g}", g_loss=f"{scalars['g_loss']:.3g}")
+            if s.info.is_main and _due(cfg.train.sample_every, s.step, cfg.train.steps):
+                write_samples(s)
+            if _due(cfg.train.ckpt_every, s.step, cfg.train.steps):
+                save(s)
+            if evaluator is not None and cfg.train.eval_every and s.step % cfg.train.eval_every == 0:
+                evaluator.evaluate_and_track()
+    except KeyboardInterrupt:
+        save(s)
+        bar.close()
+        print(
+            f"interrupted at step {s.step}; checkpoint saved. Resume with: lipgan train --resume {s.run_dir}"
+        )
+        return {"interrupted": True, "step": s.step}
+    bar.close()
+    save(s)
+    result = {"interrupted": False, "step": s.step}
+    if s.info.is_main:
+        write_samples(s)
+        finished = s.step >= cfg.train.steps
+        if evaluator is not None and finished and cfg.train.eval_at_end and not _evaluated_at(s, evaluator):
+            result["eval"] = evaluator.evaluate_and_track()
+        evaluator.plot_curves()
+    if logger is not None:
+        logger.close()
+    ddp.barrier(s.info)
+    return result
+
+
+def _evaluated_at(s: Session, evaluator: Evaluator) -> bool:
+    return evaluator.last_step == s.step
+
+
+def _logged_grad_norms(
+    s: Session, real: torch.Tensor, fake: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`||∇ₓ f||` at the last D batch for constraints that do not compute it. D runs in eval mode so that
+    logging never advances the spectral power iteration (the trajectory does not depend on log_every)."""
+    D = s.parts.D
+    was_training = D.training
+    D.eval()
+    n = input_grad_norm(D, torch.cat([real, fake]))
+    D.train(was_training)
+    return n[: real.shape[0]], n[real.shape[0] :]
+
+
+def train(
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+    resume: str | Path | None = None,
+    stop_after: int | None = None,
+) -> tuple[Path, dict]:
+    """The whole of `lipgan train`: returns the run directory and the final result."""
+    if resume is not None:
+        run_dir = Path(resume)
+        cfg = load_config(run_dir / "config.yaml", overrides)
+        session = open_session(cfg, run_dir, resume=True)
+    else:
+        cfg = load_config(config_path, overrides)
+        session = open_session(cfg, None, resume=False)
+    try:
+        result = run_training(session, stop_after)
+    finally:
+        ddp.shutdown(session.info)
+    return session.run_dir, result
