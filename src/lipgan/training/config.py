@@ -1,5 +1,7 @@
 """The typed training config: one source of defaults for YAML files and `key=value` overrides.
 
+The dataclass defaults are the embedded default run (GN on the digits, `configs/digits_gn.yaml`).
+
 A config is a tree of dataclasses. `load_config` reads a YAML file, applies dotted overrides such as
 `optim.lr_d=4e-4`, converts every value to its field's type, and runs `validate` (the one place where
 cross-option checks live). Every mistake raises `ConfigError` with a one-line message naming the valid keys or
@@ -24,7 +26,7 @@ from lipgan.errors import ConfigError, MissingFileError
 class DataConfig:
     name: str = "digits"
     root: str = "data"
-    resolution: int | None = 16
+    resolution: int | None = None  # None: the dataset's default (digits 16, STL-10 48, ...)
     split: str | None = None  # None: the dataset's own default (STL-10 unlabeled, CelebA all, ...)
     download: bool = False
     batch_size: int = 64  # global batch, split across DDP ranks
@@ -79,7 +81,7 @@ class OptimConfig:
     betas: list = field(default_factory=lambda: [0.0, 0.9])
     eps: float = 1e-8  # Adam's epsilon matters for GraN (App. J)
     rmsprop_alpha: float = 0.99
-    n_dis: int = 5
+    n_dis: int = 2
     lr_decay: str = "none"  # none | linear (to 0 at train.steps)
     ema: float = 0.0  # decay of the generator EMA; 0 disables
     ema_start: int = 0  # generator step at which the EMA starts
@@ -87,15 +89,15 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 1000  # generator updates
+    steps: int = 3000  # generator updates
     log_every: int = 25
-    sample_every: int = 250
-    ckpt_every: int = 250
+    sample_every: int = 500
+    ckpt_every: int = 500
     eval_every: int = 0  # 0: evaluate only at the end
     eval_at_end: bool = True
     probe_every: int = 0  # cheap probes into metrics.jsonl; 0 disables
     grid_size: int = 64
-    amp: bool = False  # CUDA only
+    plots: bool = True  # training/eval curve PNGs at the end of a run
 
 
 @dataclass

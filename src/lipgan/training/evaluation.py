@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from lipgan.metrics import EVALUATORS, evaluator_key
+from lipgan.metrics import EVALUATORS, evaluator_kind
 from lipgan.training.config import Config
 from lipgan.training.logs import plot_training_curves
 from lipgan.training.run_dir import append_jsonl, read_jsonl
@@ -22,30 +22,53 @@ EVAL_SEED_OFFSET = 3_000_017
 PRIMARY_METRIC = {"image": ("fid", True), "digits": ("digits_fid", True), "points": ("mode_kl", True)}
 
 
-def evaluator_options(cfg: Config, device: torch.device) -> dict:
-    return {
-        "protocol": cfg.eval.protocol,
-        "inception_weights": cfg.eval.inception_weights,
-        "batch_size": cfg.eval.batch_size,
+# Generated samples per evaluation when `eval.n_samples` is 0 (the image protocols carry their own counts).
+DEFAULT_SAMPLES = {"points": 5000, "digits": 2000, "image": None}
+
+
+def image_evaluator_options(cfg: Config, dataset, device: torch.device) -> dict:
+    """Protocol, Inception weights and the real-statistics cache key (dataset, resolution) for IS/FID/KID."""
+    from lipgan.metrics import PROTOCOLS
+    from lipgan.training.build import build_dataset
+
+    protocol = "quick" if cfg.eval.protocol == "auto" else cfg.eval.protocol
+    splits = PROTOCOLS.get(protocol).splits()
+    real = {split: build_dataset(cfg, split) for split in splits} if len(splits) > 1 else dataset
+    options = {
+        "protocol": protocol,
+        "real": real,
         "device": device,
-        "data_cfg": cfg.data,
+        "batch_size": cfg.eval.batch_size,
+        "dataset_name": f"{cfg.data.name}-{dataset.resolution}",
     }
+    if cfg.eval.inception_weights:
+        options["weights_path"] = cfg.eval.inception_weights
+    return options
+
+
+EVALUATOR_OPTIONS = {
+    "points": lambda cfg, dataset, device: {},
+    "digits": lambda cfg, dataset, device: {},
+    "image": image_evaluator_options,
+}
 
 
 def evaluate_generator(G: torch.nn.Module, cfg: Config, dataset, device: torch.device, seed: int) -> dict:
     """Metrics of `G` (put in eval mode) on the config's data, with z drawn from `seed`."""
-    key = evaluator_key(dataset)
+    key = evaluator_kind(dataset)
     evaluate = EVALUATORS.get(key)
+    n_samples = cfg.eval.n_samples or DEFAULT_SAMPLES[key]
+    options = EVALUATOR_OPTIONS[key](cfg, dataset, device)
     was_training = G.training
     G.eval()
     z_gen = torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
     def sample_fn(n: int) -> torch.Tensor:
-        return G(G.sample_z(n, generator=z_gen).to(device)).float()
+        return G(G.sample_z(n, generator=z_gen, device="cpu").to(device)).float()
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        metrics = evaluate(sample_fn, dataset, cfg.eval.n_samples, **evaluator_options(cfg, device))
+        metrics = evaluate(sample_fn, dataset, n_samples, **options)
     G.train(was_training)
     return metrics
 
@@ -55,7 +78,7 @@ class Evaluator:
 
     def __init__(self, session):
         self.session = session
-        self.key = evaluator_key(session.dataset)
+        self.key = evaluator_kind(session.dataset)
         self.last_step: int | None = None
 
     def evaluate_and_track(self) -> dict:

@@ -100,7 +100,7 @@ def open_session(cfg: Config, run_dir: Path | None, resume: bool) -> Session:
     z_gen = torch.Generator().manual_seed(cfg.seed + Z_SEED_OFFSET * (info.rank + 1))
     aux_gen = torch.Generator().manual_seed(cfg.seed + AUX_SEED_OFFSET * (info.rank + 1))
     grid_gen = torch.Generator().manual_seed(cfg.seed)
-    fixed_z = models.G.sample_z(cfg.train.grid_size, generator=grid_gen)
+    fixed_z = models.G.sample_z(cfg.train.grid_size, generator=grid_gen, device="cpu")
     if run_dir is None:
         run_dir = new_run_dir(cfg.out_dir, cfg.name) if info.is_main else Path(cfg.out_dir)
     session = Session(cfg, run_dir, device, info, dataset, parts, ema, stream, z_gen, aux_gen, fixed_z)
@@ -195,10 +195,10 @@ def train_one_step(s: Session) -> dict[str, torch.Tensor]:
     for _ in range(cfg.optim.n_dis):
         real = next(s.stream)[0].to(s.device)
         with torch.no_grad():
-            fake = G_plain(G_plain.sample_z(local, generator=s.z_gen).to(s.device))
+            fake = G_plain(G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device))
         stats = discriminator_step(p, real, fake, s.aux_gen)
     stats["real"], stats["fake"] = real, fake
-    stats.update(generator_step(p, G_plain.sample_z(local, generator=s.z_gen).to(s.device)))
+    stats.update(generator_step(p, G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device)))
     s.step += 1
     if s.ema is not None:
         s.ema.update(G_plain, s.step)
@@ -253,7 +253,8 @@ def run_training(s: Session, stop_after: int | None = None) -> dict:
         finished = s.step >= cfg.train.steps
         if evaluator is not None and finished and cfg.train.eval_at_end and not _evaluated_at(s, evaluator):
             result["eval"] = evaluator.evaluate_and_track()
-        evaluator.plot_curves()
+        if cfg.train.plots:
+            evaluator.plot_curves()
     if logger is not None:
         logger.close()
     ddp.barrier(s.info)
