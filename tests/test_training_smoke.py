@@ -21,8 +21,16 @@ METHODS.update(
         "sn": {"constraint.gradnorm": "null", "constraint.spectral": "sn"},
         "ssn": {"constraint.gradnorm": "null", "constraint.spectral": "sn", "constraint.spectral_scale": 2.0},
         "sn-strict": {"constraint.gradnorm": "null", "constraint.spectral": "sn-strict"},
-        "bssn": {"constraint.gradnorm": "null", "constraint.spectral": "bsn", "constraint.spectral_scale": 1.2},
-        "sn-dagger": {"constraint.gradnorm": "null", "constraint.spectral": "sn", "constraint.output_scale": 0.83},
+        "bssn": {
+            "constraint.gradnorm": "null",
+            "constraint.spectral": "bsn",
+            "constraint.spectral_scale": 1.2,
+        },
+        "sn-dagger": {
+            "constraint.gradnorm": "null",
+            "constraint.spectral": "sn",
+            "constraint.output_scale": 0.83,
+        },
         "sn-same-gamma": {
             "constraint.gradnorm": "null",
             "constraint.spectral": "sn",
@@ -41,7 +49,14 @@ def _assert_finite_log(run_dir, steps):
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == list(range(1, steps + 1))
     for row in rows:
-        for key in ("d_loss", "g_loss", "d_out_min", "d_out_max", "grad_norm_real_mean", "grad_norm_fake_max"):
+        for key in (
+            "d_loss",
+            "g_loss",
+            "d_out_min",
+            "d_out_max",
+            "grad_norm_real_mean",
+            "grad_norm_fake_max",
+        ):
             assert math.isfinite(row[key]), (key, row)
 
 

@@ -64,7 +64,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         require_run_dir(args.resume)
     run_dir, result = train(config_path, overrides, resume=args.resume, stop_after=args.stop_after)
-    print_run_summary(run_dir, result)
+    if result["is_main"]:
+        print_run_summary(run_dir, result)
     return 130 if result.get("interrupted") else 0
 
 
@@ -97,7 +98,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     run = load_run(args.run, which=args.which, device=args.device)
     gen = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
-        fake = run.G(run.G.sample_z(args.n, generator=gen).to(run.device))
+        fake = run.G(run.G.sample_z(args.n, generator=gen, device="cpu").to(run.device))
     real = None
     if run.dataset.kind == "points":
         real = torch.stack([run.dataset[i][0] for i in range(min(len(run.dataset), 2000))])

@@ -8,6 +8,7 @@ on the whole batch. Rank 0 alone writes logs and checkpoints.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -43,8 +44,20 @@ def init_distributed(device_type: str) -> DistInfo:
 def wrap(module: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
     if not info.enabled:
         return module
+    # Gradients produced through a double backward can have strides that differ from DDP's buckets; DDP
+    # copies them correctly and only warns about speed, once per layer per step.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     device_ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's `obj` on every rank (e.g. the run directory rank 0 created)."""
+    if not info.enabled:
+        return obj
+    holder = [obj]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 def barrier(info: DistInfo) -> None:

@@ -69,19 +69,11 @@ def _local_batch(cfg: Config, info: ddp.DistInfo) -> int:
     return cfg.data.batch_size // info.world_size
 
 
-def open_session(cfg: Config, run_dir: Path | None, resume: bool) -> Session:
-    """Build a new run (or the run `run_dir` to resume) from the config."""
-    info = ddp.init_distributed("cuda" if cfg.device.startswith("cuda") else "cpu")
-    device = resolve_device(cfg.device, info.local_rank)
-    if cfg.data.batch_size % info.world_size:
-        from lipgan.errors import ConfigError
-
-        raise ConfigError(f"data.batch_size={cfg.data.batch_size} must divide by the {info.world_size} ranks")
-    dataset = build_dataset(cfg)
-    models = build_models(cfg, dataset, device)
+def make_step_parts(cfg: Config, models, info: ddp.DistInfo, device: torch.device) -> StepParts:
+    """The two updates' pieces; under DDP, D's and G's gradients are averaged over ranks by the wrappers."""
     G_net = ddp.wrap(models.G, info, device)
     d_net = ddp.wrap(models.D, info, device)
-    parts = StepParts(
+    return StepParts(
         cfg=cfg,
         G=G_net,
         D=models.D,
@@ -93,6 +85,19 @@ def open_session(cfg: Config, run_dir: Path | None, resume: bool) -> Session:
         opt_g=build_optimizer(models.G.parameters(), cfg.optim.lr_g, cfg),
         regularizers=active_regularizers(cfg),
     )
+
+
+def open_session(cfg: Config, run_dir: Path | None, resume: bool) -> Session:
+    """Build a new run (or the run `run_dir` to resume) from the config."""
+    info = ddp.init_distributed("cuda" if cfg.device.startswith("cuda") else "cpu")
+    device = resolve_device(cfg.device, info.local_rank)
+    if cfg.data.batch_size % info.world_size:
+        from lipgan.errors import ConfigError
+
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} must divide by the {info.world_size} ranks")
+    dataset = build_dataset(cfg)
+    models = build_models(cfg, dataset, device)
+    parts = make_step_parts(cfg, models, info, device)
     ema = GeneratorEMA(models.G, cfg.optim.ema, cfg.optim.ema_start) if cfg.optim.ema > 0 else None
     stream = BatchStream(
         dataset, cfg.data.batch_size, seed=cfg.seed, rank=info.rank, world_size=info.world_size
@@ -102,7 +107,7 @@ def open_session(cfg: Config, run_dir: Path | None, resume: bool) -> Session:
     grid_gen = torch.Generator().manual_seed(cfg.seed)
     fixed_z = models.G.sample_z(cfg.train.grid_size, generator=grid_gen, device="cpu")
     if run_dir is None:
-        run_dir = new_run_dir(cfg.out_dir, cfg.name) if info.is_main else Path(cfg.out_dir)
+        run_dir = ddp.broadcast_object(new_run_dir(cfg.out_dir, cfg.name) if info.is_main else None, info)
     session = Session(cfg, run_dir, device, info, dataset, parts, ema, stream, z_gen, aux_gen, fixed_z)
     torch.manual_seed(cfg.seed + info.rank)
     if resume:
@@ -294,6 +299,7 @@ def train(
         session = open_session(cfg, None, resume=False)
     try:
         result = run_training(session, stop_after)
+        result["is_main"] = session.info.is_main
     finally:
         ddp.shutdown(session.info)
     return session.run_dir, result
