@@ -6,8 +6,8 @@ import json
 import math
 
 import pytest
-from conftest import digits_overrides, toy_overrides
 
+from conftest import digits_overrides, toy_overrides
 from lipgan.constraints.gradnorm import GRADNORM_METHODS
 from lipgan.losses import LOSSES
 from lipgan.training.trainer import train
@@ -83,3 +83,19 @@ def test_domain_scaling_at_1e25_trains(tmp_path):
     overrides = toy_overrides(tmp_path, 2, **{"loss.name": "ns", "loss.domain_scale": 1e-25})
     run_dir, _ = train(None, overrides)
     _assert_finite_log(run_dir, 2)
+
+
+def test_periodic_cheap_probes_are_logged_and_leave_training_unchanged(tmp_path):
+    import torch
+
+    base = {"constraint.spectral": "sn", "train.ckpt_every": 3}
+    plain_dir, _ = train(None, toy_overrides(tmp_path / "plain", 3, **base))
+    probed_dir, _ = train(None, toy_overrides(tmp_path / "probed", 3, **base, **{"train.probe_every": 1}))
+    rows = [json.loads(line) for line in (probed_dir / "metrics.jsonl").read_text().splitlines()]
+    probe_rows = [row for row in rows if "probe/grad_norm_real_mean" in row]
+    assert [row["step"] for row in probe_rows] == [1, 2, 3]
+    assert all(any(k.startswith("probe/layer_grad/") for k in row) for row in probe_rows)
+    plain = torch.load(plain_dir / "checkpoints" / "last.pt", weights_only=True)["D"]
+    probed = torch.load(probed_dir / "checkpoints" / "last.pt", weights_only=True)["D"]
+    for key in plain:
+        assert torch.equal(plain[key], probed[key]), key

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from lipgan.analysis.cheap import cheap_probe_scalars
 from lipgan.data import BatchStream
 from lipgan.errors import TrainingDivergedError
 from lipgan.losses import get_loss
@@ -237,6 +238,8 @@ def run_training(s: Session, stop_after: int | None = None) -> dict:
                 scalars["sec_per_step"] = (time.perf_counter() - started) / max(1, bar.n - bar.initial)
                 logger.log(s.step, scalars)
                 bar.set_postfix(d_loss=f"{scalars['d_loss']:.3g}", g_loss=f"{scalars['g_loss']:.3g}")
+            if logger is not None and cfg.train.probe_every and s.step % cfg.train.probe_every == 0:
+                logger.log(s.step, cheap_probe_scalars(s.parts.D, s.parts.g_critic, s.parts.loss, real, fake))
             if s.info.is_main and _due(cfg.train.sample_every, s.step, cfg.train.steps):
                 write_samples(s)
             if _due(cfg.train.ckpt_every, s.step, cfg.train.steps):

@@ -1,0 +1,170 @@
+"""Embedded-data metrics for scikit-learn's digits: the Inception Score and the Fréchet distance computed
+with a small CNN trained on the digits' train split (weights in `lipgan/assets/digits_classifier.pt`,
+written by `scripts/train_digits_classifier.py`) in place of Inception-v3.
+
+- `digits_is` = exp(E_x KL(p(y|x) ‖ p(y))) on the classifier's softmax (Salimans et al. 2016, Sec. 4),
+  mean over 10 splits when every split holds at least `MIN_SPLIT_SIZE` images, else one split;
+- `digits_fid` = Fréchet distance (Heusel et al. 2017, Eq. 6) between Gaussians fitted to the
+  classifier's penultimate features (64-d, after ReLU).
+The reference every result is compared with is the same pair for real held-out digits against the train
+digits (`digits_reference`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lipgan.errors import MissingFileError
+from lipgan.metrics.frechet import frechet_distance_of_features
+
+CLASSIFIER_RESOLUTION = 16
+N_CLASSES = 10
+FEATURE_DIM = 64
+IS_SPLITS = 10
+MIN_SPLIT_SIZE = 100
+CLASSIFIER_ASSET = "digits_classifier.pt"
+DIGITS_MAX_VALUE = 16.0  # scikit-learn's digits are integers in 0..16
+TEST_FRACTION = 0.2
+SPLIT_SEED = 0
+BATCH_SIZE = 512
+
+
+def resize_images(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Bilinear, antialiased resize `[N, C, H, W] -> [N, C, r, r]` (identity at the same size)."""
+    if images.shape[-1] == resolution and images.shape[-2] == resolution:
+        return images
+    size = (resolution, resolution)
+    return F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+class DigitsClassifier(nn.Module):
+    """Two 3×3 conv blocks (16, 32 channels, ReLU, 2×2 max-pool) and FC 512 → 64 → 10 on 16×16 digits.
+    Inputs of any size are resized to 16×16 first, so 16² and 32² digits are both accepted."""
+
+    def __init__(self, feature_dim: int = FEATURE_DIM):
+        super().__init__()
+        self.trunk = nn.Sequential(
+            nn.Conv2d(1, 16, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # [N, 16, 8, 8]
+            nn.Conv2d(16, 32, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # [N, 32, 4, 4]
+            nn.Flatten(),
+            nn.Linear(32 * 4 * 4, feature_dim),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(feature_dim, N_CLASSES)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Penultimate features `[N, 64]` of digits `[N, 1, H, W]` in [−1, 1]."""
+        return self.trunk(resize_images(images, CLASSIFIER_RESOLUTION))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits `[N, 10]`."""
+        return self.head(self.embed(images))
+
+
+@dataclass(frozen=True)
+class DigitsSplit:
+    """scikit-learn's digits at one resolution, in [−1, 1]: images `[N, 1, r, r]`, labels `[N]`."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+
+@functools.lru_cache(maxsize=4)
+def load_digits_split(resolution: int) -> DigitsSplit:
+    """The digits dataset's conventions: 8×8 values 0..16 scaled to [0, 1] and resized to `resolution`
+    (bilinear) in float64, mapped to [−1, 1] and stored as float32; stratified 80/20 split with
+    `random_state=0`, each split in the order of `load_digits()`."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    every = np.arange(len(digits.target))
+    train_idx, test_idx = train_test_split(
+        every, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=digits.target
+    )
+    unit = (
+        torch.from_numpy(digits.images).to(torch.float64).unsqueeze(1) / DIGITS_MAX_VALUE
+    )  # [1797, 1, 8, 8]
+    images = (2.0 * resize_images(unit, resolution) - 1.0).to(torch.float32)  # [1797, 1, r, r]
+    labels = torch.from_numpy(digits.target).long()
+    train_idx, test_idx = torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(test_idx))
+    return DigitsSplit(images[train_idx], labels[train_idx], images[test_idx], labels[test_idx])
+
+
+@functools.lru_cache(maxsize=1)
+def load_digits_classifier() -> DigitsClassifier:
+    """The packaged classifier (CPU, eval mode, no gradients), loaded once per process."""
+    asset = Path(__file__).resolve().parents[1] / "assets" / CLASSIFIER_ASSET
+    if not asset.is_file():
+        raise MissingFileError(
+            f"packaged digits classifier {CLASSIFIER_ASSET} missing; run scripts/train_digits_classifier.py"
+        )
+    classifier = DigitsClassifier()
+    classifier.load_state_dict(torch.load(asset, map_location="cpu", weights_only=True))
+    return classifier.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def classifier_outputs(images: torch.Tensor, classifier: DigitsClassifier | None = None):
+    """Penultimate features `[N, 64]` and logits `[N, 10]` (float64) of digits `[N, 1, H, W]` in [−1, 1]."""
+    classifier = classifier or load_digits_classifier()
+    features, logits = [], []
+    for batch in images.detach().cpu().float().split(BATCH_SIZE):
+        embedding = classifier.embed(batch)
+        features.append(embedding)
+        logits.append(classifier.head(embedding))
+    return torch.cat(features).double(), torch.cat(logits).double()
+
+
+def split_count(n_images: int) -> int:
+    """10 splits when each holds at least `MIN_SPLIT_SIZE` images, else 1."""
+    return IS_SPLITS if n_images >= IS_SPLITS * MIN_SPLIT_SIZE else 1
+
+
+def classifier_score(logits: torch.Tensor, n_splits: int) -> float:
+    """exp(E_x KL(p(y|x) ‖ p(y))) on consecutive splits, p(y) the split's mean posterior; mean over splits
+    (Salimans et al. 2016, Sec. 4)."""
+    log_posteriors = torch.log_softmax(logits.double(), dim=1)  # [N, 10]
+    scores = []
+    for chunk in log_posteriors.tensor_split(n_splits):
+        log_marginal = torch.logsumexp(chunk, dim=0) - math.log(chunk.shape[0])  # [10]
+        kl = (chunk.exp() * (chunk - log_marginal)).sum(dim=1)  # [n]
+        scores.append(kl.mean().exp())
+    return float(torch.stack(scores).mean())
+
+
+def digits_metrics(fake: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    """`digits_is` of generated digits `[N, 1, H, W]` and `digits_fid` against real digits `[M, 1, H, W]`."""
+    fake_features, fake_logits = classifier_outputs(fake)
+    real_features, _ = classifier_outputs(real)
+    return {
+        "digits_is": classifier_score(fake_logits, split_count(len(fake))),
+        "digits_fid": frechet_distance_of_features(fake_features, real_features),
+    }
+
+
+def digits_reference(train_images: torch.Tensor, test_images: torch.Tensor) -> dict[str, float]:
+    """The same numbers for real held-out digits against the train digits."""
+    return digits_metrics(fake=test_images, real=train_images)
+
+
+def digits_accuracy(
+    images: torch.Tensor, labels: torch.Tensor, classifier: DigitsClassifier | None = None
+) -> float:
+    """Share of digits `[N, 1, H, W]` a classifier (default: the packaged one) labels correctly."""
+    _, logits = classifier_outputs(images, classifier)
+    return float((logits.argmax(dim=1) == labels.cpu()).double().mean())
