@@ -37,7 +37,7 @@ def mlp(d_in: int, hidden: int, d_out: int, activation: str) -> nn.Sequential:
 
 
 class MLPGenerator(Generator):
-    """z ∈ R^z_dim ~ N(0, I) → 2-D point; no output squashing, the mixtures are already in [−1, 1]."""
+    """z ∈ R^z_dim ~ N(0, I) → 2-D point; no output squashing: mixture points are not confined to [−1, 1]."""
 
     def __init__(self, z_dim: int, hidden: int):
         super().__init__(z_dim, (POINT_DIM,), z_dist="normal")
