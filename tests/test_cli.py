@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import toy_overrides
 
+from conftest import toy_overrides
 from lipgan.cli import main
 
 COMMANDS = ["train", "sample", "eval", "probe"]

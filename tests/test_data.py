@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import math
 import pickle
-import struct
-from pathlib import Path
 
-import lmdb
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch.testing import assert_close
 
+from fake_datasets import encode, write_cifar, write_idx, write_jpegs, write_lmdb, write_stl10
+from fake_datasets import random_pixels as fake_pixels
 from lipgan.data import DATASETS, BatchStream, get_dataset, to_uint8
 from lipgan.errors import ConfigError, MissingFileError
 
@@ -22,7 +19,7 @@ RNG = np.random.default_rng(0)
 
 
 def random_pixels(*shape: int) -> np.ndarray:
-    return RNG.integers(0, 256, size=shape, dtype=np.uint8)
+    return fake_pixels(RNG, *shape)
 
 
 def as_hwc_uint8(x: torch.Tensor) -> np.ndarray:
@@ -123,43 +120,10 @@ def test_digits_split_is_disjoint_stratified_and_fixed():
 # --------------------------------------------------------------------------------- real file formats
 
 
-class Python2Pickler(pickle._Pickler):
-    """Writes bytes as Python 2 ``str`` opcodes, as the pickles of the CIFAR release were written."""
-
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def save_py2_str(self, obj: bytes) -> None:
-        n = len(obj)
-        self.write(
-            pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)
-        )
-        self.write(obj)
-        self.memoize(obj)
-
-    dispatch[bytes] = save_py2_str
-
-
-def write_cifar(root: Path, folder: str, files: dict[str, int], label_key: bytes, classes: int, py2: bool):
-    """CIFAR python batches {b'data': uint8 [N, 3072], label_key: [N]}; returns {name: (images, labels)}."""
-    (root / folder).mkdir(parents=True)
-    content = {}
-    for name, count in files.items():
-        images, labels = random_pixels(count, 32, 32, 3), RNG.integers(0, classes, size=count).tolist()
-        entry = {
-            b"batch_label": b"batch",
-            b"data": images.transpose(0, 3, 1, 2).reshape(count, 3072),
-            label_key: labels,
-        }
-        with open(root / folder / name, "wb") as file:
-            (Python2Pickler(file, protocol=2) if py2 else pickle.Pickler(file)).dump(entry)
-        content[name] = (images, labels)
-    return content
-
-
 @pytest.mark.parametrize("py2", [True, False])
 def test_cifar10_reads_the_python_batches(tmp_path, py2):
     names = {f"data_batch_{i}": 3 for i in range(1, 6)} | {"test_batch": 4}
-    content = write_cifar(tmp_path, "cifar-10-batches-py", names, b"labels", 10, py2)
+    content = write_cifar(tmp_path, "cifar-10-batches-py", names, b"labels", 10, py2, RNG)
     with open(tmp_path / "cifar-10-batches-py" / "batches.meta", "wb") as file:
         pickle.dump({b"label_names": [b"airplane"] * 10, b"num_vis": 3072}, file, protocol=2)
     train = get_dataset("cifar10", root=tmp_path)
@@ -174,19 +138,11 @@ def test_cifar10_reads_the_python_batches(tmp_path, py2):
 
 def test_cifar100_reads_fine_labels(tmp_path):
     content = write_cifar(
-        tmp_path, "cifar-100-python", {"train": 5, "test": 2}, b"fine_labels", 100, py2=False
+        tmp_path, "cifar-100-python", {"train": 5, "test": 2}, b"fine_labels", 100, py2=False, rng=RNG
     )
     data = get_dataset("cifar100", root=tmp_path)
     assert [data[i][1] for i in range(5)] == content["train"][1] and data.num_classes == 100
     assert np.array_equal(as_hwc_uint8(data[4][0]), content["train"][0][4])
-
-
-def write_stl10(folder: Path, name: str, images: np.ndarray, labels: np.ndarray | None = None) -> None:
-    """STL-10 binary: uint8 images stored column-major, i.e. [N, C, W, H]; labels 1..10."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}_X.bin").write_bytes(images.transpose(0, 1, 3, 2).tobytes())
-    if labels is not None:
-        (folder / f"{name}_y.bin").write_bytes((labels + 1).astype(np.uint8).tobytes())
 
 
 def test_stl10_reads_the_binaries_and_resizes(tmp_path):
@@ -202,12 +158,6 @@ def test_stl10_reads_the_binaries_and_resizes(tmp_path):
     assert len(full) == 5 and [full[i][1] for i in range(5)] == [9, 4, -1, -1, -1]
     assert np.array_equal(to_uint8(full[1][0]).numpy(), train[1])
     assert np.array_equal(to_uint8(full[4][0]).numpy(), unlabeled[2])
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """The idx format: big-endian magic (0x08 = uint8, then the rank), the sizes, the bytes."""
-    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
 def test_mnist_reads_idx_files_and_pads_to_32(tmp_path):
@@ -232,12 +182,6 @@ def test_mnist_reads_idx_files_and_pads_to_32(tmp_path):
     assert get_dataset("mnist", root=tmp_path, resolution=32, fit="resize")[0][0].shape == (1, 32, 32)
 
 
-def encode(image: np.ndarray, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
 def test_image_folder_labels_subfolders_and_crops_the_centre(tmp_path):
     wide = random_pixels(20, 30, 3)  # [H, W, C]: the centre crop of side 20 is columns 5..24
     for name in ["cats", "dogs"]:
@@ -257,11 +201,10 @@ def test_lsun_reads_encoded_images_from_lmdb(tmp_path):
     tall = random_pixels(80, 64, 3)  # [H, W, C]: shorter side 64, the centre crop is rows 8..71
     red = np.zeros((70, 90, 3), dtype=np.uint8)
     red[..., 0] = 255
-    env = lmdb.open(str(tmp_path / "bedroom_train_lmdb"), map_size=1 << 22)
-    with env.begin(write=True) as txn:
-        txn.put(b"0a1b2c", encode(tall, "WEBP", lossless=True))
-        txn.put(b"ffee00", encode(red, "JPEG", quality=95))
-    env.close()
+    write_lmdb(
+        tmp_path / "bedroom_train_lmdb",
+        {b"0a1b2c": encode(tall, "WEBP", lossless=True), b"ffee00": encode(red, "JPEG", quality=95)},
+    )
     data = get_dataset("lsun", root=tmp_path, resolution=64)
     assert len(data) == 2 and data.resolution == 64
     x, y = data[0]
@@ -277,13 +220,10 @@ def test_lsun_reads_encoded_images_from_lmdb(tmp_path):
 
 
 def test_celeba_crops_the_centre_128_square_at_64(tmp_path):
-    folder = tmp_path / "celeba" / "img_align_celeba"
-    folder.mkdir(parents=True)
     face = np.zeros((218, 178, 3), dtype=np.uint8)
     face[..., 2] = 255  # blue frame
     face[45:173, 25:153] = (255, 0, 0)  # red centre 128x128 square
-    for index in range(1, 4):
-        (folder / f"{index:06d}.jpg").write_bytes(encode(face, "JPEG", quality=95))
+    write_jpegs(tmp_path / "celeba" / "img_align_celeba", [face] * 3)
     (tmp_path / "celeba" / "list_eval_partition.txt").write_text("000001.jpg 0\n000002.jpg 2\n000003.jpg 0\n")
     data = get_dataset("celeba", root=tmp_path)
     assert len(data) == 3 and data.split == "all" and data.crop == 128

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import toy_overrides
 
+from conftest import toy_overrides
 from lipgan.training import ddp
 from lipgan.training.build import build_dataset, build_models
 from lipgan.training.config import load_config

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import digits_overrides, toy_overrides
 
+from conftest import digits_overrides, toy_overrides
 from lipgan.training.trainer import train
 
 

@@ -150,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
-        help="train a GAN (without a config: GN on the embedded digits)",
-        description="Train a GAN. Without CONFIG, the embedded default: GN on scikit-learn's digits. "
+        help="train a GAN (without a config: GraND on the embedded digits)",
+        description="Train a GAN. Without CONFIG, the embedded default: GraND on scikit-learn's digits. "
         "Overrides are dotted keys, e.g. optim.lr_d=4e-4 constraint.gradnorm=gran.",
     )
     p.add_argument(

@@ -63,7 +63,19 @@ def evaluate_images(sample_fn: SampleFn, dataset: Dataset, n_samples: int | None
     """IS/FID/KID under `options["protocol"]` (default "quick"), `n_samples` generated images per
     measurement (None: the protocol's counts); real data is `options["real"]` when given, else `dataset`."""
     real = options.pop("real", dataset)
-    return inception_metrics(sample_fn, real, n_fake=n_samples, **options)
+    return issue_metric_names(inception_metrics(sample_fn, real, n_fake=n_samples, **options))
+
+
+def issue_metric_names(metrics: dict) -> dict:
+    """`is`/`kid` (and their per-split versions) as `is_mean`/`kid_mean`, the names of eval.jsonl."""
+    renamed = {}
+    for key, value in metrics.items():
+        for short in ("is", "kid"):
+            if key == short or (key.startswith(short + "_") and not key.startswith(short + "_std")):
+                key = short + "_mean" + key[len(short) :]
+                break
+        renamed[key] = value
+    return renamed
 
 
 def evaluator_kind(dataset: Dataset, dataset_name: str | None = None) -> str:

@@ -1,6 +1,6 @@
 """The typed training config: one source of defaults for YAML files and `key=value` overrides.
 
-The dataclass defaults are the embedded default run (GN on the digits, `configs/digits_gn.yaml`).
+The dataclass defaults are the embedded default run (GraND on the digits, `configs/digits_grand.yaml`).
 
 A config is a tree of dataclasses. `load_config` reads a YAML file, applies dotted overrides such as
 `optim.lr_d=4e-4`, converts every value to its field's type, and runs `validate` (the one place where
@@ -42,8 +42,8 @@ class ModelConfig:
 
 @dataclass
 class ConstraintConfig:
-    gradnorm: str | None = "gn"  # a method of lipgan.constraints.gradnorm, or null
-    tau: float = 1.0  # GraN: K = 1/tau
+    gradnorm: str | None = "gran"  # a method of lipgan.constraints.gradnorm, or null
+    tau: float = 1.2048  # GraN: K = 1/tau = 0.83 (GraN App. A)
     eps: float = 0.1
     spectral: str | None = None  # sn | sn-strict | bsn, or null
     spectral_scale: float = 1.0  # SSN / BSSN scale s, LipReg's k_SN
@@ -62,7 +62,7 @@ class PenaltyConfig:
 
 @dataclass
 class LossConfig:
-    name: str = "hinge"
+    name: str = "ns"
     domain_scale: float = 1.0  # LipReg's alpha
 
 
@@ -76,23 +76,23 @@ class ConsistencyConfig:
 @dataclass
 class OptimConfig:
     name: str = "adam"  # adam | rmsprop
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_g: float = 5e-4
+    lr_d: float = 5e-4
     betas: list = field(default_factory=lambda: [0.0, 0.9])
     eps: float = 1e-8  # Adam's epsilon matters for GraN (App. J)
     rmsprop_alpha: float = 0.99
-    n_dis: int = 2
-    lr_decay: str = "none"  # none | linear (to 0 at train.steps)
+    n_dis: int = 1
+    lr_decay: str = "linear"  # none | linear (to 0 at train.steps)
     ema: float = 0.0  # decay of the generator EMA; 0 disables
     ema_start: int = 0  # generator step at which the EMA starts
 
 
 @dataclass
 class TrainConfig:
-    steps: int = 3000  # generator updates
-    log_every: int = 25
-    sample_every: int = 500
-    ckpt_every: int = 500
+    steps: int = 6000  # generator updates
+    log_every: int = 50
+    sample_every: int = 1000
+    ckpt_every: int = 1000
     eval_every: int = 0  # 0: evaluate only at the end
     eval_at_end: bool = True
     probe_every: int = 0  # cheap probes into metrics.jsonl; 0 disables
@@ -110,7 +110,7 @@ class EvalConfig:
 
 @dataclass
 class Config:
-    name: str = "digits_gn"
+    name: str = "digits_grand"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     out_dir: str = "runs"

@@ -91,7 +91,8 @@ class Evaluator:
         )
         record = {"step": s.step, "checkpoint": str(checkpoint.relative_to(s.run_dir)), **metrics}
         primary, lower_is_better = PRIMARY_METRIC[self.key]
-        value = metrics.get(primary)
+        # protocols with several real splits name them (fid_train, fid_test): the first one decides
+        value = next((v for k, v in metrics.items() if k == primary or k.startswith(primary + "_")), None)
         if value is not None and (s.best is None or (value < s.best if lower_is_better else value > s.best)):
             s.best = value
             save(s)  # `last` records the new best value, then `best` is a copy of it
