@@ -15,15 +15,6 @@ from lipgan.constraints.spectral import OutputScale, apply_spectral_norm
 from lipgan.nets import build_gan
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny problems run fastest on one thread (LAPACK/OpenMP threads contend on a shared 2-core box)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def uniform_images(n: int, shape: tuple[int, ...], seed: int, dtype=torch.float32) -> torch.Tensor:
     return 2 * torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed), dtype=dtype) - 1
 

@@ -19,15 +19,6 @@ K, EPS = 0.83, 0.1
 GRAN = {"gradnorm": "gran", "tau": 1 / K, "eps": EPS}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny problems run fastest on one thread (LAPACK/OpenMP threads contend on a shared 2-core box)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 class FlatOutput(nn.Module):
     """A network whose ``[B, 1]`` output is returned as ``[B]``."""
 

@@ -18,15 +18,6 @@ from lipgan.losses import get_loss
 from lipgan.nets import build_gan
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny problems run fastest on one thread (LAPACK/OpenMP threads contend on a shared 2-core box)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def uniform(n: int, shape: tuple[int, ...], seed: int) -> torch.Tensor:
     return 2 * torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) - 1
 

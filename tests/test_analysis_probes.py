@@ -42,15 +42,6 @@ EXPECTED_KEYS = {
 GRAN = {"gradnorm": "gran", "tau": 1 / 0.83, "eps": 0.1}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny problems run fastest on one thread (LAPACK/OpenMP threads contend on a shared 2-core box)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def strict_json(path: Path) -> dict:
     def reject(constant: str):
         raise ValueError(f"non-standard JSON constant {constant}")

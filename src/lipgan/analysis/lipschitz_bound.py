@@ -235,6 +235,7 @@ def lipschitz_bound_probe(ctx: ProbeContext) -> dict:
             "power-iteration error, but reshaped SN (sn, bsn) normalizes the reshaped kernel, whose σ can be "
             "up to sqrt(∏⌈k/s⌉) times below the convolution operator's norm; 'operator' uses the measured "
             "operator norms; 'certified' is guaranteed for the current weights"
+            + ("" if ctx.setting("spectral") else "; this run has no SN: the 'assumed' bounds do not apply")
         ),
     }
     plot_bound(ctx, norms, bounds)
@@ -252,6 +253,10 @@ def plot_bound(ctx: ProbeContext, norms: dict[str, Tensor], bounds: dict) -> Non
         ax.axhline(bound, ls=style, color="tab:red", label=f"{name}: {bound:.3g}")
     if drawn:
         ax.legend(fontsize="small", loc="best")
+    # the 'assumed' bounds presume spectrally normalized layers; say so when this run has none
+    caveat = "" if ctx.setting("spectral") else "\nno SN in this run: the 'assumed' bounds do not apply"
     save_figure(
-        fig, plot_path(ctx, "lipschitz-bound"), title=f"Lipschitz bounds vs measured ‖∇ₓf‖ ({ctx.arch})"
+        fig,
+        plot_path(ctx, "lipschitz-bound"),
+        title=f"Lipschitz bounds vs measured ‖∇ₓf‖ ({ctx.arch}){caveat}",
     )

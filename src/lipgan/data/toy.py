@@ -71,6 +71,20 @@ def grid_centers(side: int, spacing: float) -> torch.Tensor:
     return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
 
 
+def checked_mixture(
+    name: str, centers: torch.Tensor, std: float, n: int, seed: int, split: str | None
+) -> GaussianMixture:
+    """The mixture over ``centers`` after checking the options shared by every toy set."""
+    return GaussianMixture(
+        name,
+        centers,
+        positive_float(name, "std", std),
+        positive_int(name, "n", n),
+        seed,
+        pick(name, "split", split, TOY_SPLITS, "train"),
+    )
+
+
 @DATASETS.register("ring8")
 def ring8(
     *,
@@ -85,14 +99,7 @@ def ring8(
     """8 Gaussians of std 0.02 evenly spaced on a circle of radius 2. ``root`` is ignored."""
     no_resolution("ring8", resolution)
     centers = ring_centers(8, positive_float("ring8", "radius", radius))
-    return GaussianMixture(
-        "ring8",
-        centers,
-        positive_float("ring8", "std", std),
-        positive_int("ring8", "n", n),
-        seed,
-        pick("ring8", "split", split, TOY_SPLITS, "train"),
-    )
+    return checked_mixture("ring8", centers, std, n, seed, split)
 
 
 @DATASETS.register("grid25")
@@ -109,11 +116,4 @@ def grid25(
     """25 Gaussians of std 0.05 on the grid {−4, −2, 0, 2, 4}². ``root`` is ignored."""
     no_resolution("grid25", resolution)
     centers = grid_centers(5, positive_float("grid25", "spacing", spacing))
-    return GaussianMixture(
-        "grid25",
-        centers,
-        positive_float("grid25", "std", std),
-        positive_int("grid25", "n", n),
-        seed,
-        pick("grid25", "split", split, TOY_SPLITS, "train"),
-    )
+    return checked_mixture("grid25", centers, std, n, seed, split)
