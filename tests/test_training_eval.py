@@ -136,3 +136,22 @@ def test_missing_inception_weights_is_one_line(tmp_path, capsys, monkeypatch):
     assert main(["eval", str(run_dir), "--inception-weights", str(tmp_path / "nope.pth")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.pth" in err[0]
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
+    real_step = steps_module.generator_step
+    calls = {"n": 0}
+
+    def interrupted(parts, z):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_step(parts, z)
+
+    monkeypatch.setattr("lipgan.training.trainer.generator_step", interrupted)
+    run_dir, result = train(None, toy_overrides(tmp_path, 5))
+    assert result["interrupted"] and result["step"] == 2
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["step"] == 2
+    monkeypatch.setattr("lipgan.training.trainer.generator_step", real_step)
+    _, resumed = train(None, None, resume=run_dir)
+    assert not resumed["interrupted"] and resumed["step"] == 5
