@@ -187,24 +187,26 @@ def features(weights, images, cache_root, ours, shared_dir):
 
 
 def test_inception_score_equals_torch_fidelity_exactly(ours, reference):
-    assert ours["is"] == reference["inception_score_mean"]
+    assert ours["is_mean"] == reference["inception_score_mean"]
     assert ours["is_std"] == reference["inception_score_std"]
-    assert 1.0 < ours["is"] < 10.0
+    assert 1.0 < ours["is_mean"] < 10.0
 
 
 def test_fid_and_kid_equal_torch_fidelity_to_float32_round_off(ours, reference):
     # torch-fidelity takes the feature mean and the cubic kernels in float32, we in float64: the values
     # differ by float32 round-off of O(1) quantities (kernel entries (xᵀy/2048 + 1)³ ≈ 1), about 1e-7.
     torch.testing.assert_close(ours["fid"], reference["frechet_inception_distance"], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(ours["kid"], reference["kernel_inception_distance_mean"], rtol=0.0, atol=1e-6)
+    torch.testing.assert_close(
+        ours["kid_mean"], reference["kernel_inception_distance_mean"], rtol=0.0, atol=1e-6
+    )
     assert (ours["n_fake"], ours["n_real"], ours["n_draws"]) == (N_FAKE, N_REAL, 1)
 
 
 def test_pipeline_numbers_are_those_of_its_features(ours, features):
     pool3_fake, pool3_real = features["fake"][FID_LAYER], features["real"]
     assert ours["fid"] == frechet_inception_distance(pool3_fake, pool3_real)
-    assert ours["is"] == inception_score(features["fake"][IS_LAYER])["is"]
-    assert ours["kid"] == kernel_inception_distance(pool3_fake, pool3_real, n_subsets=KID_SUBSETS)["kid"]
+    assert ours["is_mean"] == inception_score(features["fake"][IS_LAYER])["is"]
+    assert ours["kid_mean"] == kernel_inception_distance(pool3_fake, pool3_real, n_subsets=KID_SUBSETS)["kid"]
 
 
 def test_real_features_are_cached_under_a_descriptive_key(cache_root, weights):
@@ -237,11 +239,13 @@ def test_fid_against_itself_is_zero_and_fid_is_symmetric(features, weights, imag
 
 
 def test_results_do_not_depend_on_batch_size(features):
-    # Convolutions give identical features here; the logit matmul may block differently per batch size,
-    # so a 2048-term float32 dot product may move by ~√2048 · 6e-8 ≈ 3e-6 relative.
+    # Convolutions and the logit matmul block differently per batch size, so features move by float32
+    # round-off of 2048-term sums: about √2048 · 6e-8 ≈ 3e-6 of the largest feature magnitude, not of each
+    # element (elements near zero have no relative precision to keep).
     small, large = features["fake_batch_5"], features["fake"]
-    torch.testing.assert_close(small[FID_LAYER], large[FID_LAYER], rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(small[IS_LAYER], large[IS_LAYER], rtol=1e-5, atol=1e-5)
+    for layer in (FID_LAYER, IS_LAYER):
+        scale = large[layer].abs().max().item()
+        torch.testing.assert_close(small[layer], large[layer], rtol=0.0, atol=3e-6 * scale)
     torch.testing.assert_close(
         inception_score(small[IS_LAYER])["is"], inception_score(large[IS_LAYER])["is"], rtol=1e-6, atol=0.0
     )
