@@ -43,7 +43,7 @@ class ModelConfig:
 @dataclass
 class ConstraintConfig:
     gradnorm: str | None = "gran"  # a method of lipgan.constraints.gradnorm, or null
-    tau: float = 1.2048  # GraN: K = 1/tau = 0.83 (GraN App. A)
+    tau: float = 1.2  # GraN: K = 1/tau ≈ 0.83 (GraN App. A writes K = 1/τ = 0.83)
     eps: float = 0.1
     spectral: str | None = None  # sn | sn-strict | bsn, or null
     spectral_scale: float = 1.0  # SSN / BSSN scale s, LipReg's k_SN
