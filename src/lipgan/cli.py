@@ -91,7 +91,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from lipgan.training.load import load_run
-    from lipgan.training.logs import SAMPLE_WRITERS
+    from lipgan.training.logs import SAMPLE_WRITERS, reference_points
 
     if args.n < 1:
         raise ConfigError("--n must be at least 1")
@@ -99,11 +99,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
         fake = run.G(run.G.sample_z(args.n, generator=gen, device="cpu").to(run.device))
-    real = None
-    if run.dataset.kind == "points":
-        real = torch.stack([run.dataset[i][0] for i in range(min(len(run.dataset), 2000))])
     out = Path(args.out) if args.out else run.run_dir / "samples" / f"sample_{args.which}_seed{args.seed}"
-    path = SAMPLE_WRITERS.get(run.dataset.kind)(fake, real, out, f"{run.cfg.name}, step {run.step}")
+    path = SAMPLE_WRITERS.get(run.dataset.kind)(
+        fake, reference_points(run.dataset), out, f"{run.cfg.name}, step {run.step}"
+    )
     print(path)
     return 0
 

@@ -51,6 +51,11 @@ def wrap(module: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
     return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
 
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper, or the module itself."""
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
 def broadcast_object(obj, info: DistInfo):
     """Rank 0's `obj` on every rank (e.g. the run directory rank 0 created)."""
     if not info.enabled:

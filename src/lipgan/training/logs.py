@@ -61,6 +61,14 @@ def summarize_step(stats: dict[str, torch.Tensor], lr_g: float, lr_d: float) -> 
 
 
 SAMPLE_WRITERS: Registry = Registry("sample writer")
+REFERENCE_POINTS = 2000  # real points drawn under generated ones in 2-D sample plots
+
+
+def reference_points(dataset) -> torch.Tensor | None:
+    """Real samples to draw behind generated 2-D points; None for images (grids show fakes only)."""
+    if dataset.kind != "points":
+        return None
+    return torch.stack([dataset[i][0] for i in range(min(len(dataset), REFERENCE_POINTS))])
 
 
 @SAMPLE_WRITERS.register("image")

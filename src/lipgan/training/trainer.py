@@ -32,7 +32,7 @@ from lipgan.training.checkpoint import load_checkpoint, rng_state, save_checkpoi
 from lipgan.training.config import Config, dump_config, load_config
 from lipgan.training.ema import GeneratorEMA
 from lipgan.training.evaluation import Evaluator
-from lipgan.training.logs import SAMPLE_WRITERS, MetricsLogger, summarize_step
+from lipgan.training.logs import SAMPLE_WRITERS, MetricsLogger, reference_points, summarize_step
 from lipgan.training.run_dir import environment_record, new_run_dir, write_json
 from lipgan.training.steps import (
     StepParts,
@@ -124,7 +124,7 @@ def checkpoint_state(s: Session) -> dict:
     return {
         "step": s.step,
         "best": s.best,
-        "G": p.G.module.state_dict() if s.info.enabled else p.G.state_dict(),
+        "G": ddp.unwrap(p.G).state_dict(),
         "D": p.D.state_dict(),
         "opt_g": p.opt_g.state_dict(),
         "opt_d": p.opt_d.state_dict(),
@@ -138,7 +138,7 @@ def checkpoint_state(s: Session) -> dict:
 
 def restore(s: Session, state: dict) -> None:
     p = s.parts
-    (p.G.module if s.info.enabled else p.G).load_state_dict(state["G"])
+    ddp.unwrap(p.G).load_state_dict(state["G"])
     p.D.load_state_dict(state["D"])
     p.opt_g.load_state_dict(state["opt_g"])
     p.opt_d.load_state_dict(state["opt_d"])
@@ -161,9 +161,7 @@ def save(s: Session, name: str = "last") -> Path:
 
 def sample_generator(s: Session) -> torch.nn.Module:
     """The generator used for samples and evaluation: the EMA copy when there is one."""
-    if s.ema is not None:
-        return s.ema.model
-    return s.parts.G.module if s.info.enabled else s.parts.G
+    return s.ema.model if s.ema is not None else ddp.unwrap(s.parts.G)
 
 
 def write_samples(s: Session) -> Path:
@@ -173,11 +171,10 @@ def write_samples(s: Session) -> Path:
     with torch.no_grad():
         fake = G(s.fixed_z.to(s.device))
     G.train(was_training)
-    real = None
-    if s.dataset.kind == "points":
-        real = torch.stack([s.dataset[i][0] for i in range(min(len(s.dataset), 2000))])
     path = s.run_dir / "samples" / f"step_{s.step:07d}"
-    return SAMPLE_WRITERS.get(s.dataset.kind)(fake, real, path, f"{s.cfg.name}, step {s.step}")
+    return SAMPLE_WRITERS.get(s.dataset.kind)(
+        fake, reference_points(s.dataset), path, f"{s.cfg.name}, step {s.step}"
+    )
 
 
 def _check_finite(s: Session, scalars: dict[str, float]) -> None:
@@ -197,7 +194,7 @@ def train_one_step(s: Session) -> dict[str, torch.Tensor]:
     set_lr(p.opt_g, cfg.optim.lr_g * factor)
     set_lr(p.opt_d, cfg.optim.lr_d * factor)
     local = _local_batch(cfg, s.info)
-    G_plain = p.G.module if s.info.enabled else p.G
+    G_plain = ddp.unwrap(p.G)
     for _ in range(cfg.optim.n_dis):
         real = next(s.stream)[0].to(s.device)
         with torch.no_grad():
