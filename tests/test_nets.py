@@ -144,6 +144,22 @@ def test_sngan_cnn_exact_parameter_counts(resolution):
     assert count_parameters(pair.D) == d_expected
 
 
+@pytest.mark.parametrize(("upsample", "kernel"), [("deconv", 4), ("nearest", 3)])
+def test_digits_cnn_exact_parameter_counts(upsample, kernel):
+    # 16²: FC to 4×4×128, two ×2 stages (128 → 64 without bias, 64 → 1 with bias); D 1 → 32 → 64, FC.
+    g_expected = (
+        32 * 4 * 4 * 128  # FC without bias
+        + bn_count(128)
+        + conv_count(128, 64, kernel, bias=False)
+        + bn_count(64)
+        + conv_count(64, 1, kernel)
+    )
+    d_expected = conv_count(1, 64, 4) + conv_count(64, 128, 4) + linear_count(4 * 4 * 128, 1)
+    pair = build_gan("digits-cnn", resolution=16, upsample=upsample, d_width=2)
+    assert count_parameters(pair.G) == g_expected
+    assert count_parameters(pair.D) == d_expected
+
+
 def g_block_count(c_in: int, c_out: int) -> int:
     """BN, conv3, BN, conv3 and the 1×1 shortcut of a GBlock."""
     return (
@@ -393,6 +409,8 @@ def test_unsupported_resolution_lists_valid_ones(arch, resolution, valid):
         ("sngan-cnn", {"init": "orthogonal"}, "valid: default, kaiming, normal002, xavier"),
         ("mlp2d", {"activation": "tanh"}, "valid: leaky_relu, relu"),
         ("digits-cnn", {"width": 0}, "width must be a positive number"),
+        ("digits-cnn", {"d_width": -1.0}, "d_width must be a positive number"),
+        ("digits-cnn", {"upsample": "bilinear"}, "valid: deconv, nearest"),
         ("sngan-cnn", {"z_dim": -1}, "z_dim must be a positive integer"),
         ("no-such-net", {}, "valid: bssn-mnist, dcgan"),
     ],

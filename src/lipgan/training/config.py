@@ -78,7 +78,7 @@ class OptimConfig:
     name: str = "adam"  # adam | rmsprop
     lr_g: float = 5e-4
     lr_d: float = 5e-4
-    betas: list = field(default_factory=lambda: [0.0, 0.9])
+    betas: list = field(default_factory=lambda: [0.5, 0.999])
     eps: float = 1e-8  # Adam's epsilon matters for GraN (App. J)
     rmsprop_alpha: float = 0.99
     n_dis: int = 1
@@ -89,7 +89,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 6000  # generator updates
+    steps: int = 10000  # generator updates
     log_every: int = 50
     sample_every: int = 1000
     ckpt_every: int = 1000
