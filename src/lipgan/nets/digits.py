@@ -52,7 +52,7 @@ class DigitsGenerator(Generator):
     """z → FC to 4×4×(g·2^(n−1)), BN, ReLU → ×2 stages (an `UPSAMPLERS` block) halving the channels, each
     with BN and ReLU → a last ×2 stage to `channels`, tanh (n = number of ×2 stages)."""
 
-    def __init__(self, z_dim: int, channels: int, stages: int, base: int, upsample: str = "nearest"):
+    def __init__(self, z_dim: int, channels: int, stages: int, base: int, upsample: str):
         side = BOTTOM_WIDTH * 2**stages
         super().__init__(z_dim, (channels, side, side), z_dist="normal")
         widths = [base * 2 ** (stages - 1 - i) for i in range(stages)]  # e.g. [128, 64] at 16²
@@ -109,7 +109,6 @@ def build_digits_cnn(
     check_positive("width", width)
     d_width = width if d_width is None else d_width
     check_positive("d_width", d_width)
-    UPSAMPLERS.get(upsample)
     G = DigitsGenerator(z_dim, channels, stages, scaled(G_BASE_CHANNELS, width), upsample)
     D = DigitsDiscriminator(channels, stages, scaled(D_BASE_CHANNELS, d_width))
     return finish_pair(G, D, init)
