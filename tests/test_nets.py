@@ -10,6 +10,7 @@ from torch import nn
 
 from lipgan.errors import ConfigError
 from lipgan.nets import ARCHS, GanPair, Generator, arch_options, build_gan, count_parameters, init_weights
+from lipgan.nets.digits import NearestUpConv2d
 from lipgan.nets.resnet import DBlock
 
 IMAGE_CASES = [
@@ -158,6 +159,25 @@ def test_digits_cnn_exact_parameter_counts(upsample, kernel):
     pair = build_gan("digits-cnn", resolution=16, upsample=upsample, d_width=2)
     assert count_parameters(pair.G) == g_expected
     assert count_parameters(pair.D) == d_expected
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_nearest_up_conv_equals_upsample_then_conv(bias):
+    # The transposed-conv form of nearest ×2 + conv k3 p1 is the same linear map, borders included.
+    torch.manual_seed(0)
+    layer = NearestUpConv2d(5, 3, bias).double()
+    reference = nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(5, 3, 3, padding=1, bias=bias)
+    )
+    reference = reference.double()
+    reference[1].load_state_dict(layer.state_dict())
+    x = torch.randn(2, 5, 4, 6, dtype=torch.float64, requires_grad=True)  # [B, C, H, W], H ≠ W
+    out, expected = layer(x), reference(x)  # [2, 3, 8, 12]
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-13)
+    grads = torch.autograd.grad(out.square().sum(), [x, layer.weight])
+    expected_grads = torch.autograd.grad(expected.square().sum(), [x, reference[1].weight])
+    for grad, expected_grad in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)
 
 
 def g_block_count(c_in: int, c_out: int) -> int:

@@ -4,6 +4,7 @@ couple of CPU cores in minutes. Not from the papers: the CPU stand-in for their 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lipgan.nets.base import (
@@ -41,11 +42,34 @@ def deconv_block(c_in: int, c_out: int, bias: bool) -> list[nn.Module]:
     return [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=bias)]
 
 
+# Row k of the 4-tap transposed-conv kernel sums the 3×3 taps that reach it (see `NearestUpConv2d`).
+NEAREST_TO_DECONV_TAPS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+class NearestUpConv2d(nn.Conv2d):
+    """Nearest-neighbour ×2 then a conv k3 p1, computed as one transposed conv k4 s2 p1.
+
+    Per axis, output pixel 2j sees inputs (j−1, j, j) through taps (w₀, w₁, w₂) and pixel 2j+1 sees
+    (j, j, j+1), so the pair equals a stride-2 transposed conv with kernel (w₂, w₁+w₂, w₀+w₁, w₀). The layer
+    keeps Conv2d's [out, in, 3, 3] weight (same parameters, init and count) and never builds the 4× larger
+    upsampled map: on 2 CPU cores the 16² generator's forward + backward went from 16.5 to 7.4 ms per batch
+    of 64 against `nn.Upsample` + `nn.Conv2d`, and the default run from 26 to 39–52 steps/s.
+    """
+
+    def __init__(self, c_in: int, c_out: int, bias: bool):
+        super().__init__(c_in, c_out, 3, padding=1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        taps = NEAREST_TO_DECONV_TAPS.to(self.weight)  # [4, 3]
+        kernel = torch.einsum("pk,oikl,ql->iopq", taps, self.weight, taps)  # [in, out, 4, 4]
+        return F.conv_transpose2d(x, kernel, self.bias, stride=2, padding=1)  # [B, out, 2H, 2W]
+
+
 @UPSAMPLERS.register("nearest")
 def nearest_conv_block(c_in: int, c_out: int, bias: bool) -> list[nn.Module]:
     """Nearest-neighbour ×2 then a conv k3 p1, the resize-convolution of Odena et al. 2016 ("Deconvolution
     and checkerboard artifacts"); on the digits it gave a much lower `digits_fid` than deconv (CHANGELOG)."""
-    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias)]
+    return [NearestUpConv2d(c_in, c_out, bias)]
 
 
 class DigitsGenerator(Generator):
