@@ -116,6 +116,18 @@ def test_mlp2d_shapes_and_ignored_image_options():
     assert hidden == [512, 512, 1]
 
 
+@pytest.mark.parametrize(
+    ("options", "g_hidden", "d_hidden"),
+    [({"width": 2}, 1024, 1024), ({"width": 2, "d_width": 0.5}, 1024, 256)],
+)
+def test_mlp2d_widths(options, g_hidden, d_hidden):
+    pair = build_gan("mlp2d", **options)
+    g_units = [m.out_features for m in pair.G.modules() if isinstance(m, nn.Linear)]
+    d_units = [m.out_features for m in pair.D.modules() if isinstance(m, nn.Linear)]
+    assert g_units == [g_hidden, g_hidden, 2]
+    assert d_units == [d_hidden, d_hidden, 1]
+
+
 @pytest.mark.parametrize("resolution", [32, 48, 64])
 def test_sngan_cnn_exact_parameter_counts(resolution):
     side = resolution // 8  # M_g
@@ -430,6 +442,7 @@ def test_unsupported_resolution_lists_valid_ones(arch, resolution, valid):
         ("mlp2d", {"activation": "tanh"}, "valid: leaky_relu, relu"),
         ("digits-cnn", {"width": 0}, "width must be a positive number"),
         ("digits-cnn", {"d_width": -1.0}, "d_width must be a positive number"),
+        ("mlp2d", {"d_width": 0}, "d_width must be a positive number"),
         ("digits-cnn", {"upsample": "bilinear"}, "valid: deconv, nearest"),
         ("sngan-cnn", {"z_dim": -1}, "z_dim must be a positive integer"),
         ("no-such-net", {}, "valid: bssn-mnist, dcgan"),

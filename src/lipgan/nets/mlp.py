@@ -66,12 +66,21 @@ def build_mlp2d(
     z_dim: int = 2,
     init: str = "default",
     width: float = 1.0,
+    d_width: float | None = None,
     activation: str = "relu",
 ) -> GanPair:
-    """MLPs with round(512·width) hidden units for 2-D mixtures. `resolution` and `channels` are accepted
-    so that every architecture takes the same keywords, and ignored: points have neither."""
+    """MLPs for 2-D mixtures: G has round(512·width) hidden units, D round(512·d_width) (default: the same
+    as G). `resolution` and `channels` are accepted so that every architecture takes the same keywords, and
+    ignored: points have neither."""
     check_positive_int("z_dim", z_dim)
     check_positive("width", width)
+    d_width = width if d_width is None else d_width
+    check_positive("d_width", d_width)
     ACTIVATIONS.get(activation)
-    hidden = max(1, round(HIDDEN_UNITS * width))
-    return finish_pair(MLPGenerator(z_dim, hidden), MLPDiscriminator(hidden, activation), init)
+    G = MLPGenerator(z_dim, hidden_units(width))
+    return finish_pair(G, MLPDiscriminator(hidden_units(d_width), activation), init)
+
+
+def hidden_units(width: float) -> int:
+    """`512 · width` hidden units, at least one."""
+    return max(1, round(HIDDEN_UNITS * width))
