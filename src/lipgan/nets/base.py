@@ -163,6 +163,19 @@ def check_positive_int(name: str, value: int) -> None:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
+def checked_widths(width: float, d_width: float | None) -> tuple[float, float]:
+    """`(width, d_width)` after checking both are positive; D's width defaults to G's."""
+    check_positive("width", width)
+    d_width = width if d_width is None else d_width
+    check_positive("d_width", d_width)
+    return width, d_width
+
+
+def scaled(base: int, width: float) -> int:
+    """`base · width` channels or units, at least one."""
+    return max(1, round(base * width))
+
+
 def count_parameters(module: nn.Module) -> int:
     """The number of learnable scalars in `module`."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -11,11 +11,12 @@ from lipgan.nets.base import (
     ARCHS,
     GanPair,
     Generator,
-    check_positive,
     check_positive_int,
+    checked_widths,
     finish_pair,
     flatten_output,
     lookup_resolution,
+    scaled,
 )
 from lipgan.registry import Registry
 
@@ -25,11 +26,6 @@ STAGES = {16: 2, 32: 3}
 G_BASE_CHANNELS = 64
 D_BASE_CHANNELS = 32
 D_SLOPE = 0.2
-
-
-def scaled(base: int, width: float) -> int:
-    """`base · width` channels, at least one."""
-    return max(1, round(base * width))
 
 
 # ×2 upsampling stages of the generator: (c_in, c_out, bias) -> layers
@@ -130,9 +126,7 @@ def build_digits_cnn(
     stages = lookup_resolution(STAGES, resolution, "digits-cnn")
     check_positive_int("channels", channels)
     check_positive_int("z_dim", z_dim)
-    check_positive("width", width)
-    d_width = width if d_width is None else d_width
-    check_positive("d_width", d_width)
+    width, d_width = checked_widths(width, d_width)
     G = DigitsGenerator(z_dim, channels, stages, scaled(G_BASE_CHANNELS, width), upsample)
     D = DigitsDiscriminator(channels, stages, scaled(D_BASE_CHANNELS, d_width))
     return finish_pair(G, D, init)

@@ -9,10 +9,11 @@ from lipgan.nets.base import (
     ARCHS,
     GanPair,
     Generator,
-    check_positive,
     check_positive_int,
+    checked_widths,
     finish_pair,
     flatten_output,
+    scaled,
 )
 from lipgan.registry import Registry
 
@@ -73,14 +74,7 @@ def build_mlp2d(
     as G). `resolution` and `channels` are accepted so that every architecture takes the same keywords, and
     ignored: points have neither."""
     check_positive_int("z_dim", z_dim)
-    check_positive("width", width)
-    d_width = width if d_width is None else d_width
-    check_positive("d_width", d_width)
+    width, d_width = checked_widths(width, d_width)
     ACTIVATIONS.get(activation)
-    G = MLPGenerator(z_dim, hidden_units(width))
-    return finish_pair(G, MLPDiscriminator(hidden_units(d_width), activation), init)
-
-
-def hidden_units(width: float) -> int:
-    """`512 · width` hidden units, at least one."""
-    return max(1, round(HIDDEN_UNITS * width))
+    G = MLPGenerator(z_dim, scaled(HIDDEN_UNITS, width))
+    return finish_pair(G, MLPDiscriminator(scaled(HIDDEN_UNITS, d_width), activation), init)
