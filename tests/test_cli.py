@@ -103,9 +103,25 @@ def test_console_script_reports_one_line(tmp_path):
 
 def test_dry_run_prints_resolved_config(capsys, tmp_path):
     assert main(["train", "--dry-run", "optim.lr_d=4e-4", "constraint.gradnorm=gran"]) == 0
-    out = capsys.readouterr().out
-    assert "lr_d: 0.0004" in out and "gradnorm: gran" in out
+    captured = capsys.readouterr()
+    assert "lr_d: 0.0004" in captured.out and "gradnorm: gran" in captured.out
+    assert captured.err == "# digits-cnn: G 140,225 parameters, D 34,401\n"
     assert not any(tmp_path.iterdir())
+
+
+def test_dry_run_catches_bad_architecture_options(capsys):
+    assert main(["train", "--dry-run", "model.options.d_width=0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "lipgan train: error: d_width must be a positive number, got 0\n"
+
+
+def test_dry_run_without_dataset_files_says_the_nets_were_not_checked(capsys, tmp_path):
+    args = ["train", "--dry-run", "gn/cifar10_cnn.yaml", f"data.root={tmp_path}"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "arch: sngan-cnn" in captured.out
+    assert captured.err == "# cifar10 files not found: architecture options not checked\n"
 
 
 def test_train_sample_and_resume_from_the_command_line(tmp_path, capsys):

@@ -118,14 +118,20 @@ def test_mlp2d_shapes_and_ignored_image_options():
 
 @pytest.mark.parametrize(
     ("options", "g_hidden", "d_hidden"),
-    [({"width": 2}, 1024, 1024), ({"width": 2, "d_width": 0.5}, 1024, 256)],
+    [
+        ({"width": 2}, [1024, 1024], 1024),
+        ({"width": 2, "d_width": 0.5}, [1024, 1024], 256),
+        ({"g_depth": 3, "d_width": 0.5}, [512, 512, 512], 256),
+        ({"g_depth": 1}, [512], 512),
+    ],
 )
-def test_mlp2d_widths(options, g_hidden, d_hidden):
+def test_mlp2d_widths_and_generator_depth(options, g_hidden, d_hidden):
     pair = build_gan("mlp2d", **options)
     g_units = [m.out_features for m in pair.G.modules() if isinstance(m, nn.Linear)]
     d_units = [m.out_features for m in pair.D.modules() if isinstance(m, nn.Linear)]
-    assert g_units == [g_hidden, g_hidden, 2]
+    assert g_units == [*g_hidden, 2]
     assert d_units == [d_hidden, d_hidden, 1]
+    assert pair.G(pair.G.sample_z(3)).shape == (3, 2)
 
 
 @pytest.mark.parametrize("resolution", [32, 48, 64])
@@ -443,6 +449,7 @@ def test_unsupported_resolution_lists_valid_ones(arch, resolution, valid):
         ("digits-cnn", {"width": 0}, "width must be a positive number"),
         ("digits-cnn", {"d_width": -1.0}, "d_width must be a positive number"),
         ("mlp2d", {"d_width": 0}, "d_width must be a positive number"),
+        ("mlp2d", {"g_depth": 0}, "g_depth must be a positive integer"),
         ("digits-cnn", {"upsample": "bilinear"}, "valid: deconv, nearest"),
         ("sngan-cnn", {"z_dim": -1}, "z_dim must be a positive integer"),
         ("no-such-net", {}, "valid: bssn-mnist, dcgan"),

@@ -48,7 +48,6 @@ def split_train_args(items: list[str]) -> tuple[str | None, list[str]]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lipgan.training.config import dump_config, load_config
     from lipgan.training.trainer import train
 
     config, overrides = split_train_args(args.items)
@@ -56,9 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError("give either a config or --resume RUN, not both")
     config_path = resolve_config_path(config) if config else None
     if args.dry_run:
-        source = Path(args.resume) / "config.yaml" if args.resume else config_path
-        print(dump_config(load_config(source, overrides)), end="")
-        return 0
+        return dry_run(Path(args.resume) / "config.yaml" if args.resume else config_path, overrides)
     if args.resume:
         from lipgan.training.run_dir import require_run_dir
 
@@ -67,6 +64,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result["is_main"]:
         print_run_summary(run_dir, result)
     return 130 if result.get("interrupted") else 0
+
+
+def dry_run(config_path: Path | None, overrides: list[str]) -> int:
+    """Print the resolved config; check the architecture options by building the nets on the meta device."""
+    from lipgan.training.build import count_architecture_parameters
+    from lipgan.training.config import dump_config, load_config
+
+    cfg = load_config(config_path, overrides)
+    counts = count_architecture_parameters(cfg)
+    print(dump_config(cfg), end="")
+    if counts is None:
+        print(f"# {cfg.data.name} files not found: architecture options not checked", file=sys.stderr)
+    else:
+        print(f"# {cfg.model.arch}: G {counts[0]:,} parameters, D {counts[1]:,}", file=sys.stderr)
+    return 0
 
 
 def print_run_summary(run_dir: Path, result: dict) -> None:
@@ -157,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         "items", nargs="*", metavar="[CONFIG] [key=value]", help="config YAML (path or name in configs/)"
     )
     p.add_argument("--resume", metavar="RUN", help="continue the run in this directory exactly")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the resolved config, check the model options, and exit"
+    )
     p.add_argument("--stop-after", type=int, metavar="N", help="stop (with a checkpoint) after N more steps")
     p.set_defaults(func=cmd_train)
 

@@ -25,24 +25,21 @@ ACTIVATIONS.register("relu")(lambda: nn.ReLU())
 ACTIVATIONS.register("leaky_relu")(lambda: nn.LeakyReLU(0.2))
 
 
-def mlp(d_in: int, hidden: int, d_out: int, activation: str) -> nn.Sequential:
-    """d_in → hidden → hidden → d_out with the named piecewise-linear activation after each hidden layer."""
+def mlp(d_in: int, hidden: int, d_out: int, activation: str, depth: int = 2) -> nn.Sequential:
+    """d_in → hidden (×depth) → d_out with the named piecewise-linear activation after each hidden layer."""
     make_activation = ACTIVATIONS.get(activation)
-    return nn.Sequential(
-        nn.Linear(d_in, hidden),
-        make_activation(),
-        nn.Linear(hidden, hidden),
-        make_activation(),
-        nn.Linear(hidden, d_out),
-    )
+    layers: list[nn.Module] = []
+    for d_prev in [d_in] + [hidden] * (depth - 1):
+        layers += [nn.Linear(d_prev, hidden), make_activation()]
+    return nn.Sequential(*layers, nn.Linear(hidden, d_out))
 
 
 class MLPGenerator(Generator):
     """z ∈ R^z_dim ~ N(0, I) → 2-D point; no output squashing: mixture points are not confined to [−1, 1]."""
 
-    def __init__(self, z_dim: int, hidden: int):
+    def __init__(self, z_dim: int, hidden: int, depth: int = 2):
         super().__init__(z_dim, (POINT_DIM,), z_dist="normal")
-        self.net = mlp(z_dim, hidden, POINT_DIM, "relu")
+        self.net = mlp(z_dim, hidden, POINT_DIM, "relu", depth)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)  # [B, 2]
@@ -69,12 +66,14 @@ def build_mlp2d(
     width: float = 1.0,
     d_width: float | None = None,
     activation: str = "relu",
+    g_depth: int = 2,
 ) -> GanPair:
-    """MLPs for 2-D mixtures: G has round(512·width) hidden units, D round(512·d_width) (default: the same
-    as G). `resolution` and `channels` are accepted so that every architecture takes the same keywords, and
-    ignored: points have neither."""
+    """MLPs for 2-D mixtures: G has `g_depth` hidden layers (the paper's 2 by default) of round(512·width)
+    units, D two of round(512·d_width) (default: the same as G). `resolution` and `channels` are accepted
+    so that every architecture takes the same keywords, and ignored: points have neither."""
     check_positive_int("z_dim", z_dim)
+    check_positive_int("g_depth", g_depth)
     width, d_width = checked_widths(width, d_width)
     ACTIVATIONS.get(activation)
-    G = MLPGenerator(z_dim, scaled(HIDDEN_UNITS, width))
+    G = MLPGenerator(z_dim, scaled(HIDDEN_UNITS, width), g_depth)
     return finish_pair(G, MLPDiscriminator(scaled(HIDDEN_UNITS, d_width), activation), init)

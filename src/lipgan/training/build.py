@@ -74,6 +74,20 @@ def build_models(cfg: Config, dataset, device: torch.device) -> Models:
     return Models(pair.G.to(device), D.to(device))
 
 
+def count_architecture_parameters(cfg: Config) -> tuple[int, int] | None:
+    """Build G and D on the meta device (no memory, no weights) so that bad `model.*` options fail now;
+    their parameter counts, or None when the dataset's files are missing and its shape is unknown."""
+    from lipgan.errors import MissingFileError
+
+    try:
+        dataset = build_dataset(cfg)
+    except MissingFileError:
+        return None
+    with torch.device("meta"):
+        pair = build_gan(cfg.model.arch, **arch_kwargs(cfg, dataset))
+    return tuple(sum(p.numel() for p in net.parameters()) for net in (pair.G, pair.D))
+
+
 def build_optimizer(params, lr: float, cfg: Config) -> torch.optim.Optimizer:
     o = cfg.optim
     if o.name == "rmsprop":
