@@ -9,8 +9,8 @@ from torch import nn
 
 from lipgan.constraints.spectral import OutputScale, apply_spectral_norm
 from lipgan.data import get_dataset
-from lipgan.errors import ConfigError
-from lipgan.nets import build_gan
+from lipgan.errors import ConfigError, MissingFileError
+from lipgan.nets import GanPair, build_gan, count_parameters
 from lipgan.training.config import Config
 
 
@@ -41,6 +41,11 @@ def arch_kwargs(cfg: Config, dataset) -> dict:
     return kwargs
 
 
+def build_pair(cfg: Config, dataset) -> GanPair:
+    """The unconstrained G and D of `model.arch`, shaped for `dataset`, on the current default device."""
+    return build_gan(cfg.model.arch, **arch_kwargs(cfg, dataset))
+
+
 @dataclass
 class Models:
     G: nn.Module
@@ -68,7 +73,7 @@ def constrain_discriminator(D: nn.Module, cfg: Config, example_input: torch.Tens
 def build_models(cfg: Config, dataset, device: torch.device) -> Models:
     """G and the constrained D, initialised from `cfg.seed` (the same on every rank)."""
     torch.manual_seed(cfg.seed)
-    pair = build_gan(cfg.model.arch, **arch_kwargs(cfg, dataset))
+    pair = build_pair(cfg, dataset)
     example = torch.stack([dataset[i][0] for i in range(2)])
     D = constrain_discriminator(pair.D, cfg, example)
     return Models(pair.G.to(device), D.to(device))
@@ -77,15 +82,13 @@ def build_models(cfg: Config, dataset, device: torch.device) -> Models:
 def count_architecture_parameters(cfg: Config) -> tuple[int, int] | None:
     """Build G and D on the meta device (no memory, no weights) so that bad `model.*` options fail now;
     their parameter counts, or None when the dataset's files are missing and its shape is unknown."""
-    from lipgan.errors import MissingFileError
-
     try:
         dataset = build_dataset(cfg)
     except MissingFileError:
         return None
     with torch.device("meta"):
-        pair = build_gan(cfg.model.arch, **arch_kwargs(cfg, dataset))
-    return tuple(sum(p.numel() for p in net.parameters()) for net in (pair.G, pair.D))
+        pair = build_pair(cfg, dataset)
+    return count_parameters(pair.G), count_parameters(pair.D)
 
 
 def build_optimizer(params, lr: float, cfg: Config) -> torch.optim.Optimizer:
