@@ -16,7 +16,7 @@ import pytest
 from lipgan.data import DATASETS
 from lipgan.data.base import check_options
 from lipgan.nets import arch_options
-from lipgan.training.config import load_config
+from lipgan.training.config import config_to_dict, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -75,6 +75,14 @@ def test_generator_reproduces_every_paper_config(tmp_path):
     assert sorted(written) == sorted(present), "run `python scripts/make_configs.py` to refresh configs/"
     for relative, path in written.items():
         assert path.read_bytes() == present[relative].read_bytes(), f"configs/{relative} is stale"
+
+
+def test_toy_ns_baseline_differs_from_the_gn_config_only_by_the_constraint():
+    """Issue 4 reports the NS-GAN on the same mixture next to GN: same data, nets, optimizer and
+    length; only the name and the constraint differ."""
+    gn, ns = (config_to_dict(load_config(CONFIGS / f"toy_ring8_{kind}.yaml")) for kind in ("gn", "ns"))
+    assert {key for key in gn if gn[key] != ns[key]} == {"name", "constraint"}
+    assert (gn["constraint"]["gradnorm"], ns["constraint"]["gradnorm"]) == ("gn", None)
 
 
 # PAPERS.md §9: the reported FIDs, rounded there to two decimals.
