@@ -34,6 +34,7 @@ def test_toy_run_evaluates_periodically_and_keeps_the_best(tmp_path):
     run_dir, result = train(None, overrides)
     lines = _eval_lines(run_dir)
     assert [line["step"] for line in lines] == [2, 4]  # the end coincides with a periodic evaluation
+    assert result["eval"] == lines[-1]  # and the run's summary still reports it
     for line in lines:
         assert line["checkpoint"] == "checkpoints/last.pt"
         assert 0 <= line["modes_covered"] <= 8 and 0.0 <= line["hq_fraction"] <= 1.0
@@ -41,6 +42,19 @@ def test_toy_run_evaluates_periodically_and_keeps_the_best(tmp_path):
     assert (run_dir / "checkpoints" / "best.pt").is_file()
     best = min(lines, key=lambda line: line["mode_kl"])
     assert torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)["best"] == best["mode_kl"]
+
+
+def test_lipgan_eval_reproduces_the_runs_final_evaluation(tmp_path, capsys):
+    overrides = digits_overrides(tmp_path, 2, **{"train.eval_at_end": "true", "eval.n_samples": 200})
+    run_dir, _ = train(None, overrides)
+    assert main(["eval", str(run_dir)]) == 0
+    assert main(["eval", str(run_dir), "--seed", "1"]) == 0
+    during, again, other_seed = _eval_lines(run_dir)
+    assert again["source"] == "lipgan eval" and again["step"] == during["step"] == 2
+    for key in ("digits_is", "digits_fid", "digits_is_real", "digits_fid_real"):
+        assert again[key] == during[key]
+    assert other_seed["digits_fid"] != during["digits_fid"]  # another draw of z
+    assert f"{during['digits_fid']:.4g}" in capsys.readouterr().out
 
 
 def test_digits_run_evaluates_itself_at_the_end(tmp_path):

@@ -120,7 +120,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from lipgan.training.evaluation import evaluate_generator
+    from lipgan.training.evaluation import EVAL_SEED_OFFSET, evaluate_generator
     from lipgan.training.load import load_run
     from lipgan.training.run_dir import append_jsonl
 
@@ -131,7 +131,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         run.cfg.eval.n_samples = args.n_samples
     if args.inception_weights:
         run.cfg.eval.inception_weights = args.inception_weights
-    metrics = evaluate_generator(run.G, run.cfg, run.dataset, run.device, args.seed)
+    # by default z is drawn as during training, so `last` reproduces the run's final eval.jsonl line
+    seed = run.cfg.seed + EVAL_SEED_OFFSET if args.seed is None else args.seed
+    metrics = evaluate_generator(run.G, run.cfg, run.dataset, run.device, seed)
     record = {
         "step": run.step,
         "checkpoint": f"checkpoints/{args.which}.pt",
@@ -190,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-samples", type=int, help="number of generated samples (default: the protocol's)")
     p.add_argument("--inception-weights", help="path to torch-fidelity's Inception weights file")
     p.add_argument("--which", choices=["last", "best"], default="last", help="checkpoint (default last)")
-    p.add_argument("--seed", type=int, default=0, help="seed of z (default 0)")
+    p.add_argument("--seed", type=int, help="seed of z (default: the one the run's own evaluations used)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.set_defaults(func=cmd_eval)
 

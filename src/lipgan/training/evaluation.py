@@ -79,7 +79,7 @@ class Evaluator:
     def __init__(self, session):
         self.session = session
         self.key = evaluator_kind(session.dataset)
-        self.last_step: int | None = None
+        self.last_record: dict | None = None  # the newest eval.jsonl line this session wrote
 
     def evaluate_and_track(self) -> dict:
         from lipgan.training.trainer import sample_generator, save
@@ -99,7 +99,7 @@ class Evaluator:
             shutil.copyfile(checkpoint, checkpoint.with_name("best.pt"))
             record["best"] = True
         append_jsonl(s.run_dir / "eval.jsonl", record)
-        self.last_step = s.step
+        self.last_record = record
         return record
 
     def plot_curves(self) -> None:

@@ -256,18 +256,16 @@ def run_training(s: Session, stop_after: int | None = None) -> dict:
     if s.info.is_main:
         write_samples(s)
         finished = s.step >= cfg.train.steps
-        if evaluator is not None and finished and cfg.train.eval_at_end and not _evaluated_at(s, evaluator):
-            result["eval"] = evaluator.evaluate_and_track()
+        if evaluator is not None and finished and cfg.train.eval_at_end:
+            # an eval_every that divides steps has already evaluated the final generator
+            done = evaluator.last_record is not None and evaluator.last_record["step"] == s.step
+            result["eval"] = evaluator.last_record if done else evaluator.evaluate_and_track()
         if cfg.train.plots:
             evaluator.plot_curves()
     if logger is not None:
         logger.close()
     ddp.barrier(s.info)
     return result
-
-
-def _evaluated_at(s: Session, evaluator: Evaluator) -> bool:
-    return evaluator.last_step == s.step
 
 
 def _logged_grad_norms(
