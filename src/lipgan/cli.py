@@ -120,7 +120,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from lipgan.training.evaluation import EVAL_SEED_OFFSET, evaluate_generator
+    from lipgan.training.evaluation import evaluate_generator, evaluation_seed
     from lipgan.training.load import load_run
     from lipgan.training.run_dir import append_jsonl
 
@@ -132,7 +132,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.inception_weights:
         run.cfg.eval.inception_weights = args.inception_weights
     # by default z is drawn as during training, so `last` reproduces the run's final eval.jsonl line
-    seed = run.cfg.seed + EVAL_SEED_OFFSET if args.seed is None else args.seed
+    seed = evaluation_seed(run.cfg) if args.seed is None else args.seed
     metrics = evaluate_generator(run.G, run.cfg, run.dataset, run.device, seed)
     record = {
         "step": run.step,

@@ -18,6 +18,13 @@ from lipgan.training.logs import plot_training_curves
 from lipgan.training.run_dir import append_jsonl, read_jsonl
 
 EVAL_SEED_OFFSET = 3_000_017
+
+
+def evaluation_seed(cfg: Config) -> int:
+    """The seed of z for a run's evaluations, kept apart from the training stream's seed."""
+    return cfg.seed + EVAL_SEED_OFFSET
+
+
 # The metric that decides the `best` checkpoint, per evaluator, and whether lower is better.
 PRIMARY_METRIC = {"image": ("fid", True), "digits": ("digits_fid", True), "points": ("mode_kl", True)}
 
@@ -86,9 +93,7 @@ class Evaluator:
 
         s = self.session
         checkpoint = save(s)
-        metrics = evaluate_generator(
-            sample_generator(s), s.cfg, s.dataset, s.device, s.cfg.seed + EVAL_SEED_OFFSET
-        )
+        metrics = evaluate_generator(sample_generator(s), s.cfg, s.dataset, s.device, evaluation_seed(s.cfg))
         record = {"step": s.step, "checkpoint": str(checkpoint.relative_to(s.run_dir)), **metrics}
         primary, lower_is_better = PRIMARY_METRIC[self.key]
         # protocols with several real splits name them (fid_train, fid_test): the first one decides
@@ -101,6 +106,12 @@ class Evaluator:
         append_jsonl(s.run_dir / "eval.jsonl", record)
         self.last_record = record
         return record
+
+    def record_at(self, step: int) -> dict | None:
+        """This session's evaluation of `step`, if it already made one."""
+        if self.last_record is not None and self.last_record["step"] == step:
+            return self.last_record
+        return None
 
     def plot_curves(self) -> None:
         plot_run_curves(self.session.run_dir, self.session.cfg.name)

@@ -258,8 +258,7 @@ def run_training(s: Session, stop_after: int | None = None) -> dict:
         finished = s.step >= cfg.train.steps
         if evaluator is not None and finished and cfg.train.eval_at_end:
             # an eval_every that divides steps has already evaluated the final generator
-            done = evaluator.last_record is not None and evaluator.last_record["step"] == s.step
-            result["eval"] = evaluator.last_record if done else evaluator.evaluate_and_track()
+            result["eval"] = evaluator.record_at(s.step) or evaluator.evaluate_and_track()
         if cfg.train.plots:
             evaluator.plot_curves()
     if logger is not None:
