@@ -82,8 +82,8 @@ class OptimConfig:
     eps: float = 1e-8  # Adam's epsilon matters for GraN (App. J)
     rmsprop_alpha: float = 0.99
     n_dis: int = 1
-    lr_decay: str = "linear"  # none | linear (to 0 at train.steps)
-    ema: float = 0.0  # decay of the generator EMA; 0 disables
+    lr_decay: str = "none"  # none | linear (to 0 at train.steps)
+    ema: float = 0.999  # decay of the generator EMA; 0 disables
     ema_start: int = 0  # generator step at which the EMA starts
 
 
