@@ -11,11 +11,11 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 
 from conftest import digits_overrides, toy_overrides
 from fake_datasets import write_fake_cifar10
-from lipgan.cli import REPO_CONFIGS, main
+from lipgan.cli import main
 from lipgan.errors import TrainingDivergedError
 from lipgan.metrics import write_random_inception_weights
 from lipgan.training import steps as steps_module
-from lipgan.training.config import Config, config_from_dict, load_config
+from lipgan.training.config import REPO_CONFIGS, Config, config_from_dict, load_config
 from lipgan.training.evaluation import evaluate_generator, evaluation_seed
 from lipgan.training.load import load_run
 from lipgan.training.trainer import train

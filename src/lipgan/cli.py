@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 from lipgan.errors import ConfigError, LipganError
-
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+from lipgan.training.config import find_config
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -23,17 +22,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def resolve_config_path(name: str) -> Path:
-    """A config given as a path, or as the name of a file in the repository's `configs/`."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    for candidate in (REPO_CONFIGS / name, REPO_CONFIGS / f"{name}.yaml"):
-        if candidate.is_file():
-            return candidate
-    return path  # load_config reports it missing
 
 
 def split_train_args(items: list[str]) -> tuple[str | None, list[str]]:
@@ -53,7 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config, overrides = split_train_args(args.items)
     if args.resume and config:
         raise ConfigError("give either a config or --resume RUN, not both")
-    config_path = resolve_config_path(config) if config else None
+    config_path = find_config(config) if config else None
     if args.dry_run:
         return dry_run(Path(args.resume) / "config.yaml" if args.resume else config_path, overrides)
     if args.resume:
@@ -157,6 +145,50 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from lipgan.experiments.sweep import SweepOptions, retable, run_sweep
+
+    if args.table:
+        if args.items:
+            raise ConfigError(
+                "--table SWEEP_DIR re-aggregates a sweep; give no grid file or overrides with it"
+            )
+        for path in retable(args.table):
+            print(path)
+        return 0
+    if not args.items:
+        raise ConfigError("give a grid file (e.g. configs/sweeps/embedded/lipreg_table2.yaml) or --table DIR")
+    grid, overrides = split_train_args(args.items)
+    if grid is None:
+        raise ConfigError("the first argument must be the grid file, before any key=value override")
+    options = SweepOptions(
+        workers=args.workers,
+        backend=args.backend,
+        address=args.address,
+        threads=args.threads,
+        gpus_per_run=args.gpus_per_run,
+        retry_failed=args.retry_failed,
+        dry_run=args.dry_run,
+        sweeps_dir=args.sweeps_dir,
+        sweep_dir=args.dir,
+    )
+    sweep_dir, counts = run_sweep(find_config(grid), overrides, options)
+    if args.dry_run:
+        return 0
+    print(f"sweep directory: {sweep_dir}")
+    print(f"table:           {sweep_dir / 'table.md'}")
+    print(
+        f"runs: {counts['ok']} ok, {counts['diverged']} diverged, {counts['failed']} failed this time; "
+        f"{counts['done']} already done, {counts['failed_kept']} failed earlier (--retry-failed reruns them)"
+    )
+    if counts["interrupted"]:
+        print(
+            "interrupted: every run that was training saved a checkpoint; rerun the same command to continue"
+        )
+        return 130
+    return 1 if counts["failed"] or counts["failed_kept"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="lipgan", description=__doc__.split("\n")[0] + " Lipschitz GAN toolkit.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -203,6 +235,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--which", choices=["last", "best"], default="last", help="checkpoint (default last)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser(
+        "sweep",
+        help="run a grid of configs × seeds and write the paper-style table (resumable)",
+        description="Run every cell × seed of a grid file as an ordinary run under "
+        "sweeps/<00000>-<name>/runs/"
+        ", then write cells.jsonl, table.md, table.csv and plots/. Running the same command again continues "
+        "the sweep: finished runs are skipped and interrupted ones resume from their checkpoint. Overrides "
+        "(key=value) apply to every run.",
+    )
+    p.add_argument("items", nargs="*", metavar="GRID.yaml [key=value]", help="grid file and overrides")
+    p.add_argument("--workers", type=int, default=1, help="runs at a time (default 1)")
+    p.add_argument("--backend", default="local", help="local (a process pool, default) or ray")
+    p.add_argument(
+        "--address", help="Ray cluster: auto (default), ray://HOST:PORT, or local for a new instance"
+    )
+    p.add_argument(
+        "--threads", type=int, help="torch threads per run (default: cores / workers locally, 1 on Ray)"
+    )
+    p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs each Ray task asks for (default 0)")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and runs, and train nothing")
+    p.add_argument("--retry-failed", action="store_true", help="run the failed runs again")
+    p.add_argument("--table", metavar="SWEEP_DIR", help="re-aggregate a sweep directory without training")
+    p.add_argument(
+        "--dir", metavar="SWEEP_DIR", help="use this sweep directory (default: sweeps/<00000>-<name>)"
+    )
+    p.add_argument("--sweeps-dir", default="sweeps", help="where new sweep directories go (default sweeps)")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -253,6 +253,21 @@ def read_yaml(path: str | Path) -> dict:
     return values
 
 
+REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+
+
+def find_config(name: str | Path) -> Path:
+    """A config given as a path, or as the name of a file in the repository's `configs/` (with or without
+    `.yaml`); a name found nowhere comes back as given, for the caller to report missing."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    for candidate in (REPO_CONFIGS / name, REPO_CONFIGS / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return path
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """The resolved config: defaults, then the YAML file, then `key=value` overrides; validated."""
     values = read_yaml(path) if path is not None else {}

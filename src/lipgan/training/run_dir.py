@@ -21,15 +21,27 @@ def new_run_dir(out_dir: str | Path, name: str) -> Path:
     """Create the next free `out_dir/<index>-<name>`; the index is one more than the largest in use."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    used = [int(m.group(1)) for p in out_dir.iterdir() if (m := RUN_PATTERN.match(p.name))]
-    index = max(used, default=-1) + 1
+    index = next_index(out_dir)
     while True:
         path = out_dir / f"{index:05d}-{name}"
         try:
-            path.mkdir()
-            break
+            return create_run_dir(path)
         except FileExistsError:
             index += 1
+
+
+def next_index(out_dir: Path) -> int:
+    """One more than the largest `<index>-` prefix in use under `out_dir` (0 when there is none)."""
+    if not out_dir.is_dir():
+        return 0
+    used = [int(m.group(1)) for p in out_dir.iterdir() if (m := RUN_PATTERN.match(p.name))]
+    return max(used, default=-1) + 1
+
+
+def create_run_dir(path: Path) -> Path:
+    """Make the run directory `path` (which must not exist yet) with its sub-folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir()
     for sub in ("checkpoints", "samples", "plots", "tb"):
         (path / sub).mkdir()
     return path

@@ -33,7 +33,7 @@ from lipgan.training.config import Config, dump_config, load_config
 from lipgan.training.ema import GeneratorEMA
 from lipgan.training.evaluation import Evaluator
 from lipgan.training.logs import SAMPLE_WRITERS, MetricsLogger, reference_points, summarize_step
-from lipgan.training.run_dir import environment_record, new_run_dir, write_json
+from lipgan.training.run_dir import create_run_dir, environment_record, new_run_dir, write_json
 from lipgan.training.steps import (
     StepParts,
     active_regularizers,
@@ -212,14 +212,15 @@ def _due(every: int, step: int, total: int) -> bool:
     return every > 0 and (step % every == 0 or step == total)
 
 
-def run_training(s: Session, stop_after: int | None = None) -> dict:
+def run_training(s: Session, stop_after: int | None = None, progress: bool = True) -> dict:
     """Train until `train.steps` generator steps (or `stop_after` more), saving `last` on the way."""
     cfg = s.cfg
     logger = MetricsLogger(s.run_dir) if s.info.is_main else None
     evaluator = Evaluator(s) if s.info.is_main else None
     target = cfg.train.steps if stop_after is None else min(cfg.train.steps, s.step + stop_after)
-    bar = tqdm(total=cfg.train.steps, initial=s.step, desc=cfg.name, disable=not s.info.is_main, unit="step")
-    started = time.perf_counter()
+    show = progress and s.info.is_main
+    bar = tqdm(total=cfg.train.steps, initial=s.step, desc=cfg.name, disable=not show, unit="step")
+    started, first_step = time.perf_counter(), s.step
     try:
         while s.step < target:
             stats = train_one_step(s)
@@ -232,7 +233,7 @@ def run_training(s: Session, stop_after: int | None = None) -> dict:
                 scalars = summarize_step(
                     stats, s.parts.opt_g.param_groups[0]["lr"], s.parts.opt_d.param_groups[0]["lr"]
                 )
-                scalars["sec_per_step"] = (time.perf_counter() - started) / max(1, bar.n - bar.initial)
+                scalars["sec_per_step"] = (time.perf_counter() - started) / max(1, s.step - first_step)
                 logger.log(s.step, scalars)
                 bar.set_postfix(d_loss=f"{scalars['d_loss']:.3g}", g_loss=f"{scalars['g_loss']:.3g}")
             if logger is not None and cfg.train.probe_every and s.step % cfg.train.probe_every == 0:
@@ -285,17 +286,26 @@ def train(
     overrides: list[str] | None = None,
     resume: str | Path | None = None,
     stop_after: int | None = None,
+    *,
+    cfg: Config | None = None,
+    run_dir: str | Path | None = None,
+    progress: bool = True,
 ) -> tuple[Path, dict]:
-    """The whole of `lipgan train`: returns the run directory and the final result."""
+    """The whole of `lipgan train`: returns the run directory and the final result.
+
+    A sweep passes the resolved `cfg` and the `run_dir` to create (instead of the next free one under
+    `out_dir`), and turns the per-run progress bar off."""
     if resume is not None:
         run_dir = Path(resume)
         cfg = load_config(run_dir / "config.yaml", overrides)
         session = open_session(cfg, run_dir, resume=True)
     else:
-        cfg = load_config(config_path, overrides)
-        session = open_session(cfg, None, resume=False)
+        cfg = cfg if cfg is not None else load_config(config_path, overrides)
+        if run_dir is not None:
+            run_dir = create_run_dir(Path(run_dir))
+        session = open_session(cfg, run_dir, resume=False)
     try:
-        result = run_training(session, stop_after)
+        result = run_training(session, stop_after, progress)
         result["is_main"] = session.info.is_main
     finally:
         ddp.shutdown(session.info)

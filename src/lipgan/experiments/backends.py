@@ -1,0 +1,129 @@
+"""Where a sweep's runs execute: a local pool of worker processes, or tasks on a Ray cluster.
+
+Both take the list of `RunJob`s and call `on_result(job, row)` in the parent as each run ends, so that
+`cells.jsonl` grows as the sweep goes. Both return True when Ctrl-C stopped the sweep: every run that was
+training got the interrupt, checkpointed and will resume on the next invocation; queued runs never start.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+
+from lipgan.errors import ConfigError
+from lipgan.experiments.runner import FAILED, INTERRUPTED, RunJob, init_local_worker, run_local_job, train_job
+from lipgan.registry import Registry
+
+OnResult = Callable[[RunJob, dict], None]
+BACKENDS: Registry[Callable[..., bool]] = Registry("sweep backend")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int) -> int:
+    """cores / workers torch threads each, so that the workers never oversubscribe the CPU."""
+    return max(1, available_cores() // workers)
+
+
+@BACKENDS.register("local")
+def run_local(jobs: Sequence[RunJob], on_result: OnResult, workers: int, **_) -> bool:
+    """A pool of `workers` spawned processes (a fresh interpreter each: no forked torch thread pools)."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_local_worker, initargs=(stop,))
+    futures = {pool.submit(run_local_job, job): job for job in jobs}
+    interrupted = False
+    try:
+        for future in as_completed(futures):
+            on_result(futures[future], _local_row(future))
+    except KeyboardInterrupt:
+        interrupted = True
+        stop.set()
+        for future in futures:
+            future.cancel()
+        for future in futures:  # the running ones finish their checkpoint first
+            if not future.cancelled():
+                on_result(futures[future], _local_row(future))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return interrupted
+
+
+def _local_row(future) -> dict:
+    while True:
+        try:
+            return future.result()
+        except KeyboardInterrupt:  # a second Ctrl-C while the workers checkpoint: keep waiting for them
+            continue
+        except CancelledError:
+            return {"status": INTERRUPTED}
+        except BrokenProcessPool as err:
+            return {"status": FAILED, "metrics": {}, "error": f"the worker process died: {err}"}
+
+
+RAY_MISSING = "--backend ray needs Ray, an optional extra: pip install 'lipgan[ray]'"
+
+
+@BACKENDS.register("ray")
+def run_ray(
+    jobs: Sequence[RunJob],
+    on_result: OnResult,
+    workers: int,
+    address: str | None = None,
+    cpus_per_run: int = 1,
+    gpus_per_run: float = 0.0,
+    **_,
+) -> bool:
+    """Each run is one Ray task needing `cpus_per_run` CPUs (and `gpus_per_run` GPUs) on the cluster at
+    `address` (`auto`, `ray://host:port`, or `local` for a new instance of `workers` CPUs here). The sweep
+    directory must be on a path every node shares. An already initialised Ray is used as it is."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(RAY_MISSING) from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            if address == "local":
+                ray.init(num_cpus=workers * cpus_per_run, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=address or "auto", log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise ConfigError(f"cannot reach the Ray cluster at {address or 'auto'}: {err}") from None
+    task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)(train_job)
+    refs = {task.remote(job): job for job in jobs}
+    pending = list(refs)
+    interrupted = False
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            on_result(refs[done[0]], _ray_row(ray, done[0]))
+    except KeyboardInterrupt:
+        interrupted = True
+        for ref in pending:
+            ray.cancel(ref)  # a running task gets KeyboardInterrupt, so the trainer checkpoints
+        for ref in pending:
+            row = _ray_row(ray, ref)
+            if row["status"] != FAILED:
+                on_result(refs[ref], row)
+    finally:
+        if started_here:
+            ray.shutdown()
+    return interrupted
+
+
+def _ray_row(ray, ref) -> dict:
+    try:
+        return ray.get(ref)
+    except ray.exceptions.TaskCancelledError:
+        return {"status": INTERRUPTED}
+    except ray.exceptions.RayError as err:
+        return {"status": FAILED, "metrics": {}, "error": " ".join(str(err).split())[:300]}
