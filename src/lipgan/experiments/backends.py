@@ -1,8 +1,10 @@
 """Where a sweep's runs execute: a local pool of worker processes, or tasks on a Ray cluster.
 
-Both take the list of `RunJob`s and call `on_result(job, row)` in the parent as each run ends, so that
-`cells.jsonl` grows as the sweep goes. Both return True when Ctrl-C stopped the sweep: every run that was
-training got the interrupt, checkpointed and will resume on the next invocation; queued runs never start.
+A backend is set up first (so that a missing Ray or an unreachable cluster is one line before any progress
+bar), then its runner takes the list of `RunJob`s and calls `on_result(job, row)` in the parent as each run
+ends, so that `cells.jsonl` grows as the sweep goes. A runner returns True when Ctrl-C stopped the sweep:
+every run that was training got the interrupt, checkpointed and will resume on the next invocation; queued
+runs never start.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from lipgan.experiments.runner import FAILED, INTERRUPTED, RunJob, init_local_wo
 from lipgan.registry import Registry
 
 OnResult = Callable[[RunJob, dict], None]
-BACKENDS: Registry[Callable[..., bool]] = Registry("sweep backend")
+Runner = Callable[[Sequence[RunJob], OnResult], bool]
+BACKENDS: Registry[Callable[..., Runner]] = Registry("sweep backend")
 
 
 def available_cores() -> int:
@@ -34,8 +37,12 @@ def threads_per_worker(workers: int) -> int:
 
 
 @BACKENDS.register("local")
-def run_local(jobs: Sequence[RunJob], on_result: OnResult, workers: int, **_) -> bool:
+def local_backend(workers: int, **_) -> Runner:
     """A pool of `workers` spawned processes (a fresh interpreter each: no forked torch thread pools)."""
+    return lambda jobs, on_result: run_local(jobs, on_result, workers)
+
+
+def run_local(jobs: Sequence[RunJob], on_result: OnResult, workers: int) -> bool:
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_local_worker, initargs=(stop,))
@@ -73,15 +80,9 @@ RAY_MISSING = "--backend ray needs Ray, an optional extra: pip install 'lipgan[r
 
 
 @BACKENDS.register("ray")
-def run_ray(
-    jobs: Sequence[RunJob],
-    on_result: OnResult,
-    workers: int,
-    address: str | None = None,
-    cpus_per_run: int = 1,
-    gpus_per_run: float = 0.0,
-    **_,
-) -> bool:
+def ray_backend(
+    workers: int, address: str | None = None, cpus_per_run: int = 1, gpus_per_run: float = 0.0, **_
+) -> Runner:
     """Each run is one Ray task needing `cpus_per_run` CPUs (and `gpus_per_run` GPUs) on the cluster at
     `address` (`auto`, `ray://host:port`, or `local` for a new instance of `workers` CPUs here). The sweep
     directory must be on a path every node shares. An already initialised Ray is used as it is."""
@@ -99,6 +100,10 @@ def run_ray(
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise ConfigError(f"cannot reach the Ray cluster at {address or 'auto'}: {err}") from None
     task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)(train_job)
+    return lambda jobs, on_result: run_ray(ray, task, jobs, on_result, shutdown=started_here)
+
+
+def run_ray(ray, task, jobs: Sequence[RunJob], on_result: OnResult, shutdown: bool) -> bool:
     refs = {task.remote(job): job for job in jobs}
     pending = list(refs)
     interrupted = False
@@ -115,7 +120,7 @@ def run_ray(
             if row["status"] != FAILED:
                 on_result(refs[ref], row)
     finally:
-        if started_here:
+        if shutdown:
             ray.shutdown()
     return interrupted
 

@@ -42,8 +42,19 @@ def _first_difference(a: object, b: object, path: str = "") -> str:
 
 
 def read_grid_record(sweep_dir: Path) -> dict | None:
+    """The resolved grid a sweep directory was written by, or None where there is no `grid.yaml`."""
     path = sweep_dir / "grid.yaml"
-    return yaml.safe_load(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        record = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        record = None
+    if not isinstance(record, dict) or "base_config" not in record:
+        raise ConfigError(
+            f"{sweep_dir} is not a sweep directory: its grid.yaml was not written by lipgan sweep"
+        )
+    return record
 
 
 def open_sweep_dir(grid: Grid, sweeps_root: Path, explicit: Path | None, create: bool) -> Path:
@@ -73,7 +84,14 @@ def _matching_dir(root: Path, name: str, wanted: dict) -> Path | None:
     if not root.is_dir():
         return None
     same_name = [p for p in root.iterdir() if RUN_PATTERN.match(p.name) and p.name[6:] == name]
-    return next((p for p in sorted(same_name, reverse=True) if read_grid_record(p) == wanted), None)
+    return next((p for p in sorted(same_name, reverse=True) if _record_or_none(p) == wanted), None)
+
+
+def _record_or_none(sweep_dir: Path) -> dict | None:
+    try:
+        return read_grid_record(sweep_dir)
+    except ConfigError:  # a foreign folder that happens to carry the name is not ours to continue
+        return None
 
 
 def _next_dir(root: Path, name: str) -> Path:
@@ -197,7 +215,7 @@ def run_sweep(grid_path: str | Path, overrides: list[str], options: SweepOptions
         raise ConfigError(f"--workers must be at least 1, not {options.workers}")
     if options.threads is not None and options.threads < 1:
         raise ConfigError(f"--threads must be at least 1, not {options.threads}")
-    run_backend = BACKENDS.get(options.backend)
+    make_backend = BACKENDS.get(options.backend)
     grid = load_grid(grid_path, overrides)
     explicit = Path(options.sweep_dir) if options.sweep_dir else None
     sweep_dir = open_sweep_dir(grid, Path(options.sweeps_dir), explicit, create=not options.dry_run)
@@ -209,6 +227,12 @@ def run_sweep(grid_path: str | Path, overrides: list[str], options: SweepOptions
         return sweep_dir, counts
     todo = sorted(fate["resume"] + fate["start"], key=lambda r: r.index)
     threads = options.threads or (threads_per_worker(options.workers) if options.backend == "local" else 1)
+    execute = make_backend(
+        workers=options.workers,
+        address=options.address,
+        cpus_per_run=threads,
+        gpus_per_run=options.gpus_per_run,
+    )
     jobs = [make_job(grid, sweep_dir, run, threads, run in fate["resume"]) for run in todo]
     runs = {run.index: run for run in todo}
     bar = tqdm(total=len(jobs), desc=f"sweep {grid.name}", unit="run", file=sys.stderr)
@@ -225,17 +249,10 @@ def run_sweep(grid_path: str | Path, overrides: list[str], options: SweepOptions
         if row["status"] == FAILED:
             bar.write(f"run {row['run_dir']} failed: {row.get('error', '')}", file=sys.stderr)
 
-    interrupted = False
-    if jobs:
-        interrupted = run_backend(
-            jobs,
-            on_result,
-            workers=options.workers,
-            address=options.address,
-            cpus_per_run=threads,
-            gpus_per_run=options.gpus_per_run,
-        )
-    bar.close()
+    try:
+        interrupted = execute(jobs, on_result)
+    finally:
+        bar.close()
     write_outputs(grid, sweep_dir, list(state.rows.values()))
     counts.update(tally, interrupted=interrupted, threads=threads)
     return sweep_dir, counts
