@@ -28,7 +28,9 @@ def is_hand_written(path: Path) -> bool:
     return path.parent == CONFIGS and path.name.startswith(HAND_WRITTEN_PREFIXES)
 
 
-ALL_FILES = sorted(CONFIGS.rglob("*.yaml"))
+ALL_FILES = sorted(
+    p for p in CONFIGS.rglob("*.yaml") if "sweeps" not in p.relative_to(CONFIGS).parts
+)  # configs/sweeps/ holds grid files (tests/test_experiments_configs.py)
 GENERATED = [path for path in ALL_FILES if not is_hand_written(path)]
 
 

@@ -260,10 +260,12 @@ def test_bad_sweeps_stop_with_one_line_before_any_training(tmp_path, capsys):
 
 def test_ray_missing_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    monkeypatch.chdir(tmp_path)
     assert main(["sweep", str(write_grid(tmp_path)), "--backend", "ray"]) == 2
     assert capsys.readouterr().err == (
         "lipgan sweep: error: --backend ray needs Ray, an optional extra: pip install 'lipgan[ray]'\n"
     )
+    assert not (tmp_path / "sweeps").exists()
 
 
 def test_dry_run_lists_cells_and_trains_nothing(tmp_path, capsys):

@@ -218,21 +218,24 @@ def run_sweep(grid_path: str | Path, overrides: list[str], options: SweepOptions
     make_backend = BACKENDS.get(options.backend)
     grid = load_grid(grid_path, overrides)
     explicit = Path(options.sweep_dir) if options.sweep_dir else None
-    sweep_dir = open_sweep_dir(grid, Path(options.sweeps_dir), explicit, create=not options.dry_run)
-    state = SweepState.load(sweep_dir)
-    fate = plan(grid, sweep_dir, state, options.retry_failed)
-    counts = {"done": len(fate["done"]), "failed_kept": len(fate["failed"])}
+    sweep_dir = open_sweep_dir(grid, Path(options.sweeps_dir), explicit, create=False)
     if options.dry_run:
+        fate = plan(grid, sweep_dir, SweepState.load(sweep_dir), options.retry_failed)
         print_plan(grid, sweep_dir, fate)
-        return sweep_dir, counts
-    todo = sorted(fate["resume"] + fate["start"], key=lambda r: r.index)
+        return sweep_dir, {"done": len(fate["done"]), "failed_kept": len(fate["failed"])}
     threads = options.threads or (threads_per_worker(options.workers) if options.backend == "local" else 1)
+    # the backend first: a missing Ray or an unreachable cluster leaves no sweep directory behind
     execute = make_backend(
         workers=options.workers,
         address=options.address,
         cpus_per_run=threads,
         gpus_per_run=options.gpus_per_run,
     )
+    open_sweep_dir(grid, Path(options.sweeps_dir), sweep_dir, create=True)
+    state = SweepState.load(sweep_dir)
+    fate = plan(grid, sweep_dir, state, options.retry_failed)
+    counts = {"done": len(fate["done"]), "failed_kept": len(fate["failed"])}
+    todo = sorted(fate["resume"] + fate["start"], key=lambda r: r.index)
     jobs = [make_job(grid, sweep_dir, run, threads, run in fate["resume"]) for run in todo]
     runs = {run.index: run for run in todo}
     bar = tqdm(total=len(jobs), desc=f"sweep {grid.name}", unit="run", file=sys.stderr)
