@@ -129,3 +129,26 @@ def test_table_rebuilds_from_the_sweep_directory(tmp_path):
         "table.md",
     ]
     assert all(p.stat().st_size > 0 for p in written)
+
+
+def test_table_rebuilds_with_the_cells_in_the_grid_file_order(tmp_path):
+    """Axes out of alphabetical order: grid.yaml keeps their order, so cell indices mean the same cells."""
+    from lipgan.experiments.sweep import grid_from_record, open_sweep_dir, read_grid_record
+
+    (tmp_path / "base.yaml").write_text("data: {name: ring8}\nmodel: {arch: mlp2d}\n")
+    grid = {
+        "name": "order",
+        "base": "base.yaml",
+        "axes": {"optim.lr_d": [1.0e-4, 1.0e-3], "loss.name": ["ns", "wgan"]},
+        "zip": {"b": {"labels": ["x", "y"], "values": {"optim.n_dis": [1, 2]}}},
+        "seeds": [0],
+        "metric": {"name": "fid", "goal": "min"},
+        "table": {"rows": ["optim.lr_d", "b"], "columns": "loss.name"},
+    }
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
+    original = load_grid(tmp_path / "grid.yaml")
+    sweep_dir = open_sweep_dir(original, tmp_path / "sweeps", None, create=True)
+    rebuilt = grid_from_record(read_grid_record(sweep_dir), sweep_dir)
+    assert [c.labels for c in rebuilt.cells()] == [c.labels for c in original.cells()]
+    assert list(rebuilt.cells()[1].labels) == ["optim.lr_d", "loss.name", "b"]
+    assert rebuilt.cells()[1].labels == {"optim.lr_d": 1e-4, "loss.name": "ns", "b": "y"}

@@ -1,1 +1,1 @@
-"""Sweeps over grids of configs (a later issue)."""
+"""Sweeps over grids of configs × seeds and their paper-style tables (`lipgan sweep`, see `sweep.py`)."""

@@ -141,6 +141,7 @@ class Grid:
             "base": str(self.source.get("base")),
             "base_config": self.base,
             "axes": {a.name: list(a.labels) for a in self.axes},
+            "axis_order": [a.name for a in self.axes],  # YAML sorts mappings; the order makes the cells
             "zip": self.source.get("zip") or {},
             "seeds": self.seeds,
             "metric": {"name": self.metric, "goal": self.goal},

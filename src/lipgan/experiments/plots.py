@@ -13,7 +13,7 @@ from lipgan.analysis.plotting import new_figure, save_figure
 from lipgan.experiments.aggregate import CellSummary, fmt, row_key
 from lipgan.experiments.grid import Grid, label_text
 
-LOG_SPAN = 20.0  # positive numeric values whose max/min reaches this are drawn on a log axis
+LOG_SPAN = 20.0  # positive values whose max/min reaches this are drawn on a log axis (x and y alike)
 
 
 def numeric_positions(labels: tuple) -> tuple[list[float] | None, bool]:
@@ -42,14 +42,19 @@ def plot_metric(grid: Grid, summaries: list[CellSummary], path: Path) -> Path:
         name = ", ".join(label_text(k) for k in key) or grid.metric
         ax.errorbar(positions, mean, yerr=std, marker="o", capsize=3, label=name)
         for x, s in zip(positions, cells):
-            if s.diverged:
-                ax.annotate(f"{s.diverged}/{s.finished}", (x, s.mean or 0), fontsize=7, color="tab:red")
+            if s.diverged and s.mean is not None:
+                ax.annotate(f"{s.diverged}/{s.finished}", (x, s.mean), fontsize=7, color="tab:red")
+            elif s.diverged:  # every run stopped by the NaN guard: no value, so say so at the top
+                where = {"xycoords": ("data", "axes fraction"), "ha": "center", "va": "top"}
+                ax.annotate(f"{name}: NaN", (x, 0.98), fontsize=7, color="tab:red", **where)
+    if grid.diverged is not None and grid.diverged.metric == grid.metric:
+        ax.axhline(grid.diverged.threshold, ls="--", color="gray", lw=1, label=f"diverged: {grid.diverged}")
     if log_x:
         ax.set_xscale("log")
     if xs is None:
         ax.set_xticks(positions, [label_text(v) for v in columns_axis.labels])
     positive = [m for m in means if m > 0]
-    if positive and len(positive) == len(means) and max(positive) / min(positive) >= LOG_SPAN * 5:
+    if positive and len(positive) == len(means) and max(positive) / min(positive) >= LOG_SPAN:
         ax.set_yscale("log")
     ax.set_xlabel(grid.columns)
     ax.set_ylabel(f"{grid.metric} ({'lower' if grid.goal == 'min' else 'higher'} is better)")
@@ -68,7 +73,9 @@ def plot_divergence(grid: Grid, summaries: list[CellSummary], path: Path) -> Pat
         j = list(columns_axis.labels).index(s.labels[grid.columns])
         if s.finished:
             share[i, j] = s.diverged / s.finished
-            ax.text(j, i, f"{s.diverged}/{s.finished}\n{fmt(s.mean)}", ha="center", va="center", fontsize=8)
+            color = "white" if share[i, j] > 0.5 else "black"  # legible on the dark cells
+            text = f"{s.diverged}/{s.finished}\n{fmt(s.mean)}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color=color)
     image = ax.imshow(share, vmin=0, vmax=1, cmap="Reds", aspect="auto")
     ax.set_xticks(range(len(columns_axis)), [label_text(v) for v in columns_axis.labels])
     ax.set_yticks(range(len(row_keys)), [", ".join(label_text(k) for k in key) for key in row_keys])

@@ -179,12 +179,12 @@ def retable(sweep_dir: str | Path) -> list[Path]:
 def grid_from_record(record: dict, sweep_dir: Path) -> Grid:
     """The grid a `grid.yaml` describes; its base config is stored resolved, so no other file is read."""
     path = sweep_dir / "grid.yaml"
-    zipped = record.get("zip") or {}
+    zipped, order = record.get("zip") or {}, record["axis_order"]
     raw = {
         "name": record["name"],
         "base": record["base"],
-        "axes": {k: v for k, v in record["axes"].items() if k not in zipped} or None,
-        "zip": zipped or None,
+        "axes": {k: record["axes"][k] for k in order if k not in zipped} or None,
+        "zip": {k: zipped[k] for k in order if k in zipped} or None,
         "seeds": record["seeds"],
         "metric": record["metric"],
         "diverged": record["diverged"],
