@@ -179,3 +179,8 @@ def test_missing_base_config(tmp_path):
 def test_base_found_by_config_name(tmp_path):
     grid = load_grid(write_grid(tmp_path, base="digits_gn", axes={"loss.name": ["ns"], "optim.lr_d": [1e-3]}))
     assert grid.base["constraint"]["gradnorm"] == "gn" and grid.base["name"] == "digits_gn"
+
+
+def test_run_names_keep_the_sign_of_exponents(tmp_path):
+    grid = load_grid(write_grid(tmp_path, axes={"loss.name": ["ns"], "optim.lr_d": [1.0e-11, 1.0e11]}))
+    assert [r.dir_name for r in grid.runs()][::2] == ["00000-ns_1e-11_s0", "00002-ns_1e11_s0"]

@@ -77,9 +77,12 @@ class Cell:
 
     @property
     def slug(self) -> str:
-        """A run-name-safe join of the labels, e.g. `ns_0.25`."""
+        """A run-name-safe join of the labels, e.g. `ns_0.25`, `ns_1e-25`, `ns_1e11` (for 1e+11)."""
         return (
-            "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", label_text(v)) for v in self.labels.values()) or "base"
+            "_".join(
+                re.sub(r"[^A-Za-z0-9.-]+", "-", label_text(v).replace("+", "")) for v in self.labels.values()
+            )
+            or "base"
         )
 
 
