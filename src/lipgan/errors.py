@@ -19,3 +19,7 @@ class MissingFileError(LipganError):
 
 class TrainingDivergedError(LipganError):
     """A NaN or Inf appeared in a training quantity; the last good checkpoint is kept."""
+
+
+class CheckpointError(LipganError):
+    """A checkpoint that is empty, truncated, unreadable, not lipgan's, corrupted, or not for this config."""

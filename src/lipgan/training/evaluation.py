@@ -7,12 +7,12 @@ changes the training trajectory.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
 
 from lipgan.metrics import EVALUATORS, evaluator_kind
+from lipgan.training.checkpoint import copy_checkpoint
 from lipgan.training.config import Config
 from lipgan.training.logs import plot_training_curves
 from lipgan.training.run_dir import append_jsonl, read_jsonl
@@ -101,7 +101,7 @@ class Evaluator:
         if value is not None and (s.best is None or (value < s.best if lower_is_better else value > s.best)):
             s.best = value
             save(s)  # `last` records the new best value, then `best` is a copy of it
-            shutil.copyfile(checkpoint, checkpoint.with_name("best.pt"))
+            copy_checkpoint(checkpoint, checkpoint.with_name("best.pt"))
             record["best"] = True
         append_jsonl(s.run_dir / "eval.jsonl", record)
         self.last_record = record

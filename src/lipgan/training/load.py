@@ -10,7 +10,7 @@ from torch import nn
 
 from lipgan.losses import Loss, get_loss
 from lipgan.training.build import build_dataset, build_models, resolve_device
-from lipgan.training.checkpoint import load_checkpoint
+from lipgan.training.checkpoint import load_checkpoint, load_state
 from lipgan.training.config import Config, load_config
 from lipgan.training.run_dir import require_run_dir
 from lipgan.training.steps import build_critic
@@ -41,17 +41,18 @@ def load_run(run_dir: str | Path, which: str = "last", device: str | torch.devic
     run_dir = require_run_dir(run_dir)
     cfg = load_config(run_dir / "config.yaml")
     device = resolve_device(str(device))
-    state = load_checkpoint(run_dir / "checkpoints" / f"{which}.pt", device)
+    path = run_dir / "checkpoints" / f"{which}.pt"
+    state = load_checkpoint(path, device)
     dataset = build_dataset(cfg)
     models = build_models(cfg, dataset, device)
-    models.G.load_state_dict(state["G"])
-    models.D.load_state_dict(state["D"])
+    load_state(models.G, state["G"], "G", path)
+    load_state(models.D, state["D"], "D", path)
     G = models.G
     if state.get("ema") is not None:
         import copy
 
         G = copy.deepcopy(models.G)
-        G.load_state_dict(state["ema"])
+        load_state(G, state["ema"], "the EMA generator", path)
     return LoadedRun(
         run_dir=run_dir,
         cfg=cfg,

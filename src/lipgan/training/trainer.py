@@ -28,7 +28,14 @@ from lipgan.training.build import (
     resolve_device,
     set_lr,
 )
-from lipgan.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from lipgan.training.checkpoint import (
+    load_checkpoint,
+    load_state,
+    remove_stale_temporaries,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from lipgan.training.config import Config, dump_config, load_config
 from lipgan.training.ema import GeneratorEMA
 from lipgan.training.evaluation import Evaluator
@@ -112,7 +119,9 @@ def open_session(cfg: Config, run_dir: Path | None, resume: bool) -> Session:
     session = Session(cfg, run_dir, device, info, dataset, parts, ema, stream, z_gen, aux_gen, fixed_z)
     torch.manual_seed(cfg.seed + info.rank)
     if resume:
-        restore(session, load_checkpoint(run_dir / "checkpoints" / "last.pt", device))
+        remove_stale_temporaries(run_dir / "checkpoints")
+        path = run_dir / "checkpoints" / "last.pt"
+        restore(session, load_checkpoint(path, device), path)
     elif info.is_main:
         (run_dir / "config.yaml").write_text(dump_config(cfg))
         write_json(run_dir / "env.json", environment_record(cfg.seed, device, info.world_size))
@@ -136,14 +145,14 @@ def checkpoint_state(s: Session) -> dict:
     }
 
 
-def restore(s: Session, state: dict) -> None:
+def restore(s: Session, state: dict, path: Path) -> None:
     p = s.parts
-    ddp.unwrap(p.G).load_state_dict(state["G"])
-    p.D.load_state_dict(state["D"])
-    p.opt_g.load_state_dict(state["opt_g"])
-    p.opt_d.load_state_dict(state["opt_d"])
+    load_state(ddp.unwrap(p.G), state["G"], "G", path)
+    load_state(p.D, state["D"], "D", path)
+    load_state(p.opt_g, state["opt_g"], "G's optimizer", path)
+    load_state(p.opt_d, state["opt_d"], "D's optimizer", path)
     if s.ema is not None and state["ema"] is not None:
-        s.ema.load_state_dict(state["ema"])
+        load_state(s.ema, state["ema"], "the EMA", path)
     s.stream.load_state_dict(state["stream"])
     s.z_gen.set_state(state["z_gen"])
     s.aux_gen.set_state(state["aux_gen"])
