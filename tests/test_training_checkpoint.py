@@ -61,6 +61,12 @@ CORRUPTIONS = {
     "flipped bytes": (flip_tensor_bytes, "is corrupted: its content no longer matches its SHA-256"),
     "truncated": (lambda data: data[: len(data) // 2], "cannot be read"),
     "zero bytes": (lambda data: b"", "is empty (0 bytes)"),
+    "random bytes": (
+        lambda data: bytes(
+            torch.randint(0, 256, (100,), generator=torch.Generator().manual_seed(3)).tolist()
+        ),
+        "cannot be read",
+    ),
     "foreign pickle": (lambda data: pickle.dumps({"hello": object}), "cannot be read"),
     "foreign torch file": (
         lambda data: _torch_bytes({"weights": torch.ones(3)}),
