@@ -17,7 +17,7 @@ from PIL import Image
 
 from lipgan.cli import main
 from lipgan.experiments.grid import load_grid
-from lipgan.experiments.sweep import SweepOptions, open_sweep_dir, plan, run_sweep
+from lipgan.experiments.sweep import SweepOptions, SweepState, open_sweep_dir, plan, run_sweep
 from lipgan.training.load import load_run
 from lipgan.training.run_dir import read_jsonl
 from lipgan.training.trainer import train
@@ -108,8 +108,9 @@ def test_a_run_stopped_mid_way_resumes_to_the_weights_of_an_uninterrupted_one(tm
     part_dir = open_sweep_dir(grid, tmp_path / "sweeps", tmp_path / "part", create=True)
     # what a kill leaves behind: the run directory with a checkpoint at step 2 of 6, no row in cells.jsonl
     train(cfg=grid.run_config(run, part_dir), run_dir=part_dir / "runs" / run.dir_name, stop_after=2)
-    state = type("State", (), {"rows": {}})()
-    assert [r.index for r in plan(grid, part_dir, state, retry_failed=False)["resume"]] == [0]
+    assert [
+        r.index for r in plan(grid, part_dir, SweepState.load(part_dir), retry_failed=False)["resume"]
+    ] == [0]
     _, resumed = _sweep(grid_path, tmp_path, sweep_dir=str(part_dir))
     assert resumed["ok"] == 1
     _assert_same_weights(full_dir / "runs" / run.dir_name, part_dir / "runs" / run.dir_name)
@@ -198,8 +199,8 @@ def test_ctrl_c_stops_the_sweep_with_checkpoints_and_the_rerun_finishes_it(tmp_p
         step = torch.load(runs / name / "checkpoints" / "last.pt", weights_only=True)["step"]
         assert 0 < step < 20000
     grid = load_grid(grid_path)
-    state = type("State", (), {"rows": {}})()
-    fate = plan(grid, tmp_path / "sweeps" / "00000-tiny", state, retry_failed=False)
+    sweep_dir = tmp_path / "sweeps" / "00000-tiny"
+    fate = plan(grid, sweep_dir, SweepState.load(sweep_dir), retry_failed=False)
     assert ([r.index for r in fate["resume"]], [r.index for r in fate["start"]]) == ([0, 1], [2, 3])
 
 

@@ -102,7 +102,6 @@ class Run:
 @dataclass
 class Grid:
     name: str
-    base_path: Path
     base: dict  # the resolved base config (file + grid overrides + command-line overrides)
     axes: list[Axis]
     seeds: list[int]
@@ -280,7 +279,7 @@ def load_grid(path: str | Path, overrides: list[str] | None = None) -> Grid:
         base = config_to_dict(config_from_dict(merge_dotted(read_yaml(base_path), dotted)))
     except ConfigError as err:
         raise ConfigError(f"{path}: base config {base_path}: {err}") from None
-    return parse_grid(raw, path, base, base_path)
+    return parse_grid(raw, path, base)
 
 
 def _check_keys(path: Path, raw: dict) -> None:
@@ -292,7 +291,7 @@ def _check_keys(path: Path, raw: dict) -> None:
         _fail(path, f"missing grid key {missing[0]!r}")
 
 
-def parse_grid(raw: dict, path: Path, base: dict, base_path: Path) -> Grid:
+def parse_grid(raw: dict, path: Path, base: dict) -> Grid:
     """The grid of the mapping `raw` (read from `path`) over the resolved base config `base`."""
     _check_keys(path, raw)
     name = raw["name"]
@@ -310,7 +309,6 @@ def parse_grid(raw: dict, path: Path, base: dict, base_path: Path) -> Grid:
     rows, columns = _parse_table(path, raw["table"], axes)
     grid = Grid(
         name=name,
-        base_path=base_path,
         base=base,
         axes=axes,
         seeds=_parse_seeds(path, raw["seeds"]),

@@ -74,10 +74,15 @@ def open_sweep_dir(grid: Grid, sweeps_root: Path, explicit: Path | None, create:
     else:
         chosen = _matching_dir(sweeps_root, grid.name, wanted) or _next_dir(sweeps_root, grid.name)
     if create:
-        (chosen / "runs").mkdir(parents=True, exist_ok=True)
-        (chosen / "plots").mkdir(exist_ok=True)
-        (chosen / "grid.yaml").write_text(yaml.safe_dump(wanted, sort_keys=True))
+        write_sweep_dir(grid, chosen)
     return chosen
+
+
+def write_sweep_dir(grid: Grid, sweep_dir: Path) -> None:
+    """Create `sweep_dir` with `runs/`, `plots/` and the resolved `grid.yaml`."""
+    (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "plots").mkdir(exist_ok=True)
+    (sweep_dir / "grid.yaml").write_text(yaml.safe_dump(_canonical(grid.resolved()), sort_keys=True))
 
 
 def _matching_dir(root: Path, name: str, wanted: dict) -> Path | None:
@@ -190,7 +195,7 @@ def grid_from_record(record: dict, sweep_dir: Path) -> Grid:
         "diverged": record["diverged"],
         "table": record["table"],
     }
-    grid = parse_grid(raw, path, record["base_config"], path)
+    grid = parse_grid(raw, path, record["base_config"])
     if _canonical(grid.resolved()) != record:
         raise ConfigError(f"{path} does not describe a grid this lipgan can read back")
     return grid
@@ -231,7 +236,7 @@ def run_sweep(grid_path: str | Path, overrides: list[str], options: SweepOptions
         cpus_per_run=threads,
         gpus_per_run=options.gpus_per_run,
     )
-    open_sweep_dir(grid, Path(options.sweeps_dir), sweep_dir, create=True)
+    write_sweep_dir(grid, sweep_dir)
     state = SweepState.load(sweep_dir)
     fate = plan(grid, sweep_dir, state, options.retry_failed)
     counts = {"done": len(fate["done"]), "failed_kept": len(fate["failed"])}
