@@ -102,7 +102,9 @@ def test_nan_guard_stops_with_the_step_and_quantity(tmp_path, monkeypatch):
         return stats
 
     monkeypatch.setattr("lipgan.training.trainer.discriminator_step", poisoned)
-    with pytest.raises(TrainingDivergedError, match=r"step 3: d_loss became nan.*last\.pt"):
+    with pytest.raises(
+        TrainingDivergedError, match=r"step 3: d_loss became non-finite.*last\.pt \(step 2\)$"
+    ):
         train(None, toy_overrides(tmp_path, 5, **{"train.ckpt_every": 1}))
     run_dir = next(tmp_path.glob("00000-*"))
     assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["step"] == 2
@@ -170,22 +172,3 @@ def test_missing_inception_weights_is_one_line(tmp_path, capsys, monkeypatch):
     assert main(["eval", str(run_dir), "--inception-weights", str(tmp_path / "nope.pth")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.pth" in err[0]
-
-
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch):
-    real_step = steps_module.generator_step
-    calls = {"n": 0}
-
-    def interrupted(parts, z):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_step(parts, z)
-
-    monkeypatch.setattr("lipgan.training.trainer.generator_step", interrupted)
-    run_dir, result = train(None, toy_overrides(tmp_path, 5))
-    assert result["interrupted"] and result["step"] == 2
-    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["step"] == 2
-    monkeypatch.setattr("lipgan.training.trainer.generator_step", real_step)
-    _, resumed = train(None, None, resume=run_dir)
-    assert not resumed["interrupted"] and resumed["step"] == 5
