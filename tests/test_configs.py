@@ -1,4 +1,4 @@
-"""The YAML configs under configs/: every file validates, the paper settings are exactly what
+"""The shipped YAML configs (src/lipgan/configs/): every file validates, the paper settings are exactly what
 `scripts/make_configs.py` writes, and they carry the papers' settings and reported numbers (PAPERS.md §5, §9).
 
 The expected values below are typed in from PAPERS.md and the papers, not read from the generator's tables.
@@ -16,12 +16,12 @@ import pytest
 from lipgan.data import DATASETS
 from lipgan.data.base import check_options
 from lipgan.nets import arch_options
-from lipgan.training.config import config_to_dict, load_config
+from lipgan.training.config import SHIPPED_CONFIGS, config_to_dict, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
+CONFIGS = SHIPPED_CONFIGS
 GENERATOR = ROOT / "scripts" / "make_configs.py"
-HAND_WRITTEN_PREFIXES = ("digits_", "toy_")  # configs/digits_*.yaml and configs/toy_*.yaml
+HAND_WRITTEN_PREFIXES = ("digits_", "toy_")  # digits_*.yaml and toy_*.yaml at the top of the configs
 
 
 def is_hand_written(path: Path) -> bool:
@@ -30,7 +30,7 @@ def is_hand_written(path: Path) -> bool:
 
 ALL_FILES = sorted(
     p for p in CONFIGS.rglob("*.yaml") if "sweeps" not in p.relative_to(CONFIGS).parts
-)  # configs/sweeps/ holds grid files (tests/test_experiments_configs.py)
+)  # sweeps/ holds grid files (tests/test_experiments_configs.py)
 GENERATED = [path for path in ALL_FILES if not is_hand_written(path)]
 
 
@@ -76,7 +76,7 @@ def test_generator_reproduces_every_paper_config(tmp_path):
     present = {path.relative_to(CONFIGS): path for path in GENERATED}
     assert sorted(written) == sorted(present), "run `python scripts/make_configs.py` to refresh configs/"
     for relative, path in written.items():
-        assert path.read_bytes() == present[relative].read_bytes(), f"configs/{relative} is stale"
+        assert path.read_bytes() == present[relative].read_bytes(), f"{CONFIGS / relative} is stale"
 
 
 def test_toy_ns_baseline_differs_from_the_gn_config_only_by_the_constraint():

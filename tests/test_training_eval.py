@@ -15,7 +15,7 @@ from lipgan.cli import main
 from lipgan.errors import TrainingDivergedError
 from lipgan.metrics import write_random_inception_weights
 from lipgan.training import steps as steps_module
-from lipgan.training.config import REPO_CONFIGS, Config, config_from_dict, load_config
+from lipgan.training.config import SHIPPED_CONFIGS, Config, config_from_dict, load_config
 from lipgan.training.evaluation import evaluate_generator, evaluation_seed
 from lipgan.training.load import load_run
 from lipgan.training.trainer import train
@@ -26,7 +26,7 @@ def _eval_lines(run_dir):
 
 
 def test_default_config_file_is_the_dataclass_default():
-    assert load_config(REPO_CONFIGS / "digits_grand.yaml") == config_from_dict({}) == Config()
+    assert load_config(SHIPPED_CONFIGS / "digits_grand.yaml") == config_from_dict({}) == Config()
 
 
 def test_toy_run_evaluates_periodically_and_keeps_the_best(tmp_path):

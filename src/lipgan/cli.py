@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from lipgan.errors import ConfigError, LipganError
-from lipgan.training.config import find_config
+from lipgan.training.config import SHIPPED_CONFIGS, find_config
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -159,7 +159,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(path)
         return 0
     if not args.items:
-        raise ConfigError("give a grid file (e.g. configs/sweeps/embedded/lipreg_table2.yaml) or --table DIR")
+        raise ConfigError(
+            "give a grid file (e.g. sweeps/embedded/lipreg_table2, see lipgan configs) or --table DIR"
+        )
     grid, overrides = split_train_args(args.items)
     if grid is None:
         raise ConfigError("the first argument must be the grid file, before any key=value override")
@@ -191,6 +193,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] or counts["failed_kept"] else 0
 
 
+def cmd_configs(args: argparse.Namespace) -> int:
+    from lipgan.training.catalog import format_table, matching, shipped_configs
+
+    configs = matching(shipped_configs(), args.pattern)
+    if not configs:
+        raise ConfigError(f"no shipped config matches {args.pattern!r} (lipgan configs lists them all)")
+    print(format_table(configs))
+    print(
+        f"# {len(configs)} configs in {SHIPPED_CONFIGS}: give the name to lipgan train (use train) or "
+        "lipgan sweep (use sweep)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="lipgan", description=__doc__.split("\n")[0] + " Lipschitz GAN toolkit.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -202,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Overrides are dotted keys, e.g. optim.lr_d=4e-4 constraint.gradnorm=gran.",
     )
     p.add_argument(
-        "items", nargs="*", metavar="[CONFIG] [key=value]", help="config YAML (path or name in configs/)"
+        "items", nargs="*", metavar="[CONFIG] [key=value]", help="config YAML (path, or name: lipgan configs)"
     )
     p.add_argument("--resume", metavar="RUN", help="continue the run in this directory exactly")
     p.add_argument(
@@ -247,7 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the sweep: finished runs are skipped and interrupted ones resume from their checkpoint. Overrides "
         "(key=value) apply to every run.",
     )
-    p.add_argument("items", nargs="*", metavar="GRID.yaml [key=value]", help="grid file and overrides")
+    p.add_argument(
+        "items",
+        nargs="*",
+        metavar="GRID.yaml [key=value]",
+        help="grid file (a path, or a name from lipgan configs) and overrides",
+    )
     p.add_argument("--workers", type=int, default=1, help="runs at a time (default 1)")
     p.add_argument("--backend", default="local", help="local (a process pool, default) or ray")
     p.add_argument(
@@ -265,6 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sweeps-dir", default="sweeps", help="where new sweep directories go (default sweeps)")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser(
+        "configs",
+        help="list the shipped configs with their paper, table and reported numbers",
+        description="List the configs that ship with lipgan, read from each file's header: the paper, the "
+        "table or figure it reproduces and the numbers the paper reports ('-' where there are none). Give a "
+        "name to `lipgan train NAME` (use: train) or `lipgan sweep NAME` (use: sweep); copy a file from "
+        f"{SHIPPED_CONFIGS} to change it.",
+    )
+    p.add_argument("pattern", nargs="?", help="show only the configs whose name or paper holds this text")
+    p.set_defaults(func=cmd_configs)
     return parser
 
 

@@ -1,6 +1,6 @@
 """The typed training config: one source of defaults for YAML files and `key=value` overrides.
 
-The dataclass defaults are the embedded default run (GraND on the digits, `configs/digits_grand.yaml`).
+The dataclass defaults are the embedded default run (GraND on the digits, the shipped `digits_grand.yaml`).
 
 A config is a tree of dataclasses. `load_config` reads a YAML file, applies dotted overrides such as
 `optim.lr_d=4e-4`, converts every value to its field's type, and runs `validate` (the one place where
@@ -11,6 +11,7 @@ choices, before any compute starts.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import types
 import typing
 from dataclasses import dataclass, field
@@ -239,7 +240,7 @@ def _merge(base: dict, update: dict) -> dict:
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise MissingFileError(f"config file {path} does not exist")
+        raise MissingFileError(f"config file {path} does not exist (`lipgan configs` lists the shipped ones)")
     try:
         values = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -253,16 +254,19 @@ def read_yaml(path: str | Path) -> dict:
     return values
 
 
-REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+# The configs ship inside the package (src/lipgan/configs/; `configs` at the repository root links there).
+# lipgan is always installed as files on disk (as torch is), so this is an ordinary directory.
+SHIPPED_CONFIGS = Path(importlib.resources.files("lipgan") / "configs")
 
 
 def find_config(name: str | Path) -> Path:
-    """A config given as a path, or as the name of a file in the repository's `configs/` (with or without
-    `.yaml`); a name found nowhere comes back as given, for the caller to report missing."""
+    """A config given as a path if that file exists; else a shipped config named by its path under
+    `SHIPPED_CONFIGS` (`gran/cifar10_grand`, with or without `.yaml`, as `lipgan configs` lists them); else
+    `name` as given, for the caller to report missing."""
     path = Path(name)
     if path.is_file():
         return path
-    for candidate in (REPO_CONFIGS / name, REPO_CONFIGS / f"{name}.yaml"):
+    for candidate in (SHIPPED_CONFIGS / path, SHIPPED_CONFIGS / f"{path}.yaml"):
         if candidate.is_file():
             return candidate
     return path
