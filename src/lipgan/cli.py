@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lipgan.errors import ConfigError, LipganError
 from lipgan.training.config import SHIPPED_CONFIGS, find_config
+from lipgan.training.validate import check_protocol, check_seed
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -24,6 +25,15 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        # argparse reports leftover arguments from the top-level parser; name the command they were given to
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)} (see {prog} --help)\n")
+        return parsed
 
 
 def split_train_args(items: list[str]) -> tuple[str | None, list[str]]:
@@ -37,19 +47,45 @@ def split_train_args(items: list[str]) -> tuple[str | None, list[str]]:
     return config, items
 
 
+def at_least(flag: str, value: int | None, low: int) -> None:
+    """A count flag (None: not given) of at least `low`."""
+    if value is not None and value < low:
+        raise ConfigError(f"{flag} must be at least {low}, not {value}")
+
+
+def check_device_flag(name: str) -> None:
+    """--device: auto, cpu, cuda or cuda:N, and present on this machine."""
+    from lipgan.training.build import resolve_device
+
+    resolve_device(name, key="--device")
+
+
+def check_out_path(path: str) -> None:
+    """--out: a file to write in a folder that exists (the writer adds .png), not a folder itself."""
+    out = Path(path)
+    target = out if out.is_dir() else out.with_suffix(".png")
+    if target.is_dir():
+        raise ConfigError(
+            f"--out {path}: {target} is a directory; give a file name, e.g. {target / 'grid.png'}"
+        )
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {path}: {out.parent} is not an existing folder")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from lipgan.training.trainer import train
 
+    at_least("--stop-after", args.stop_after, 1)
     config, overrides = split_train_args(args.items)
     if args.resume and config:
         raise ConfigError("give either a config or --resume RUN, not both")
     config_path = find_config(config) if config else None
-    if args.dry_run:
-        return dry_run(Path(args.resume) / "config.yaml" if args.resume else config_path, overrides)
     if args.resume:
         from lipgan.training.run_dir import require_run_dir
 
-        require_run_dir(args.resume)
+        require_run_dir(args.resume)  # a dry run answers as the resume would
+    if args.dry_run:
+        return dry_run(Path(args.resume) / "config.yaml" if args.resume else config_path, overrides)
     run_dir, result = train(config_path, overrides, resume=args.resume, stop_after=args.stop_after)
     if result["is_main"]:
         print_run_summary(run_dir, result)
@@ -95,8 +131,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from lipgan.training.load import load_run
     from lipgan.training.logs import SAMPLE_WRITERS, reference_points
 
-    if args.n < 1:
-        raise ConfigError("--n must be at least 1")
+    at_least("--n", args.n, 1)
+    check_seed(args.seed, "--seed")
+    check_device_flag(args.device)
+    if args.out:
+        check_out_path(args.out)
     run = load_run(args.run, which=args.which, device=args.device)
     gen = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
@@ -110,10 +149,22 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from lipgan.metrics import resolve_inception_weights
+    from lipgan.training.build import check_eval_fits_data
     from lipgan.training.evaluation import evaluate_generator, evaluation_seed
     from lipgan.training.load import load_run
     from lipgan.training.run_dir import append_jsonl
 
+    if args.protocol is not None:
+        check_protocol(args.protocol, "--protocol")
+    at_least("--n-samples", args.n_samples, 2)  # FID needs a covariance: two samples
+    if args.seed is not None:
+        check_seed(args.seed, "--seed")
+    if args.inception_weights is not None:
+        if not args.inception_weights:  # "" would fall back to the default file and download it
+            raise ConfigError("--inception-weights must name a file, not ''")
+        resolve_inception_weights(args.inception_weights)  # a given file must exist; the error says where
+    check_device_flag(args.device)
     run = load_run(args.run, which=args.which, device=args.device)
     if args.protocol:
         run.cfg.eval.protocol = args.protocol
@@ -121,6 +172,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         run.cfg.eval.n_samples = args.n_samples
     if args.inception_weights:
         run.cfg.eval.inception_weights = args.inception_weights
+    check_eval_fits_data(run.cfg, run.dataset, "--protocol" if args.protocol else "eval.protocol")
     # by default z is drawn as during training, so `last` reproduces the run's final eval.jsonl line
     seed = evaluation_seed(run.cfg) if args.seed is None else args.seed
     metrics = evaluate_generator(run.G, run.cfg, run.dataset, run.device, seed)
@@ -141,6 +193,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_probe(args: argparse.Namespace) -> int:
     from lipgan.analysis.command import run_probes
 
+    at_least("--n", args.n, 1)  # every probe runs on a single real and generated sample
+    check_device_flag(args.device)
     results = run_probes(args.run, args.kind, n_samples=args.n, which=args.which, device=args.device)
     for kind, summary in results.items():
         print(f"{kind}: {json.dumps(summary)}")

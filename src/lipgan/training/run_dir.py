@@ -64,6 +64,8 @@ def require_writable(folder: Path) -> None:
 def require_run_dir(path: str | Path) -> Path:
     """A run directory given on the command line, checked to hold a config and a checkpoint."""
     path = Path(path)
+    if not path.is_dir():
+        raise MissingFileError(f"run directory {path} {'is a file' if path.exists() else 'does not exist'}")
     if not (path / "config.yaml").is_file():
         raise MissingFileError(f"{path} is not a lipgan run directory (no config.yaml)")
     if not (path / "checkpoints" / "last.pt").is_file():

@@ -25,6 +25,7 @@ from lipgan.training.build import (
     build_dataset,
     build_models,
     build_optimizer,
+    check_fits_data,
     lr_factor,
     resolve_device,
     set_lr,
@@ -120,6 +121,7 @@ def open_session(cfg: Config, run_dir: Path | None, resume: bool, create: bool =
 
         raise ConfigError(f"data.batch_size={cfg.data.batch_size} must divide by the {info.world_size} ranks")
     dataset = build_dataset(cfg)
+    check_fits_data(cfg, dataset)
     models = build_models(cfg, dataset, device)
     parts = make_step_parts(cfg, models, info, device)
     ema = GeneratorEMA(models.G, cfg.optim.ema, cfg.optim.ema_start) if cfg.optim.ema > 0 else None
