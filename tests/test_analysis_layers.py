@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from lipgan.analysis import PROBES, cheap_probe_scalars, critic_for, make_context
+from lipgan.analysis import PROBES, build_critic, cheap_probe_scalars, make_context
 from lipgan.analysis.layers import effective_weight_grads, trainable_weight_grads
 from lipgan.constraints.spectral import apply_spectral_norm
 from lipgan.constraints.spectral_sigma import bsn_sigma
@@ -170,7 +170,7 @@ def test_cheap_probe_scalars_match_direct_computation_without_side_effects(tmp_p
     ctx = chain_context(tmp_path, loss="hinge", constraint={"gradnorm": "gran", "tau": 1.2, "eps": 0.1})
     D = ctx.D.train()
     buffers = {k: v.clone() for k, v in D.named_buffers()}
-    critic = critic_for(D, ctx.constraint)
+    critic = build_critic(D, ctx.constraint)
     scalars = cheap_probe_scalars(D, critic, ctx.loss, ctx.real, ctx.fake)
     assert D.training and all(p.grad is None for p in D.parameters())
     for name, value in D.named_buffers():
@@ -181,11 +181,11 @@ def test_cheap_probe_scalars_match_direct_computation_without_side_effects(tmp_p
     assert scalars["probe/grad_norm_real_mean"] == pytest.approx(
         float(grad.flatten(1).norm(dim=1).mean()), rel=1e-10
     )
-    out_real, out_fake = critic(ctx.real)[0].detach(), critic(ctx.fake)[0].detach()
+    out_real, out_fake = critic(ctx.real).out.detach(), critic(ctx.fake).out.detach()
     assert scalars["probe/out_fake_max"] == pytest.approx(float(out_fake.max()), rel=1e-10)
     d_loss = ctx.loss.d_loss(out_real, out_fake)
     assert scalars["probe/d_loss"] == pytest.approx(float(d_loss), rel=1e-10)
-    d_loss = ctx.loss.d_loss(critic(ctx.real)[0], critic(ctx.fake)[0])
+    d_loss = ctx.loss.d_loss(critic(ctx.real).out, critic(ctx.fake).out)
     (g_fc,) = torch.autograd.grad(d_loss, [D.fc.parametrizations.weight.original])
     assert scalars["probe/layer_grad/fc"] == pytest.approx(float(g_fc.norm()), rel=1e-8)
     assert {k for k in scalars if k.startswith("probe/layer_grad/")} == {

@@ -11,20 +11,20 @@ During training: ``cheap_probe_scalars(D, critic, loss, real, fake)``.
 
 from lipgan.analysis import domain, grad_probes, layers, lipschitz_bound, surface  # noqa: F401  (registers)
 from lipgan.analysis.base import PROBES, Probe, register_probe
-from lipgan.analysis.cheap import cheap_probe_scalars
 from lipgan.analysis.command import run_probes
-from lipgan.analysis.context import CONSTRAINT_DEFAULTS, ProbeContext, critic_for, make_context
+from lipgan.analysis.context import ProbeContext, make_context
 from lipgan.analysis.runner import applicable_probes, context_from_run, run_probe, run_probe_kinds
+from lipgan.constraints.critic import build_critic
+from lipgan.training.probes import cheap_probe_scalars
 
 __all__ = [
-    "CONSTRAINT_DEFAULTS",
     "PROBES",
     "Probe",
     "ProbeContext",
     "applicable_probes",
+    "build_critic",
     "cheap_probe_scalars",
     "context_from_run",
-    "critic_for",
     "make_context",
     "register_probe",
     "run_probe",

@@ -7,8 +7,7 @@ mode afterwards.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,21 +15,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.gradnorm import gradient_normalize_with_raw
+from lipgan.constraints.critic import (  # noqa: F401 (the probes import these from here)
+    Critic,
+    build_critic,
+    critic_scores,
+    per_sample_norm,
+    value_and_input_grad,
+)
 from lipgan.losses import Loss, get_loss
-
-# critic(x, mode="full") -> (out [B], raw [B], grad_norm [B] or None), or an object with those attributes
-Critic = Callable[..., Any]
-
-# The constraint keys the probes read; they mirror lipgan.training.config.ConstraintConfig.
-CONSTRAINT_DEFAULTS: dict[str, Any] = {
-    "gradnorm": None,  # a method of lipgan.constraints.gradnorm, or None
-    "tau": 1.0,  # GraN: K = 1/tau
-    "eps": 0.1,
-    "spectral": None,  # "sn" | "sn-strict" | "bsn" | None
-    "spectral_scale": 1.0,  # SSN / BSSN scale s
-    "output_scale": 1.0,  # SN†: D's output times K
-}
+from lipgan.nets.base import eval_mode  # noqa: F401
+from lipgan.training.config import ConstraintConfig
 
 
 @dataclass
@@ -47,7 +41,7 @@ class ProbeContext:
         out_dir: where ``<kind>.json`` and ``plots/<kind>.png`` go.
         G: the generator, or None.
         arch, arch_kwargs: the name D was built under in ``lipgan.nets.ARCHS`` and its keyword arguments.
-        constraint: keys of :data:`CONSTRAINT_DEFAULTS` (missing keys take those defaults).
+        constraint: constraint settings, keys of ``ConstraintConfig`` (missing keys take its defaults).
         metrics_path: the run's ``metrics.jsonl``, or None.
         is_points: True for 2-D point data (toy mixtures).
         step: the training step the networks come from, or None.
@@ -68,48 +62,12 @@ class ProbeContext:
     step: int | None = None
 
     def setting(self, key: str) -> Any:
-        """``constraint[key]``, or its default from :data:`CONSTRAINT_DEFAULTS`."""
-        return self.constraint.get(key, CONSTRAINT_DEFAULTS[key])
+        """``constraint[key]``, or the config's default for it (one default per setting, everywhere)."""
+        return self.constraint[key] if key in self.constraint else getattr(ConstraintConfig(), key)
 
     @property
     def gradnorm_method(self) -> str | None:
         return self.setting("gradnorm")
-
-
-def unpack_scores(result: Any) -> tuple[Tensor, Tensor, Tensor | None]:
-    """``(out, raw, grad_norm)`` from a critic's result, a tuple or an object with those attributes."""
-    if isinstance(result, tuple):
-        return result
-    return result.out, result.raw, result.grad_norm
-
-
-def raw_critic(D: Callable[[Tensor], Tensor]) -> Critic:
-    """The critic of an unconstrained (or only spectrally normalized) D: ``out = raw = f``."""
-
-    def critic(x: Tensor, mode: str = "full") -> tuple[Tensor, Tensor, None]:
-        raw = D(x).reshape(x.shape[0])  # [B]
-        return raw, raw, None
-
-    return critic
-
-
-def gradnorm_critic(D: Callable[[Tensor], Tensor], method: str, tau: float, eps: float) -> Critic:
-    """The critic of a gradient-normalized D (PAPERS.md §1): ``out = f̂``, ``raw = f``, ``grad_norm = n``."""
-
-    def critic(x: Tensor, mode: str = "full") -> tuple[Tensor, Tensor, Tensor]:
-        result = gradient_normalize_with_raw(D, x, method=method, tau=tau, eps=eps, mode=mode)
-        return result.out, result.raw, result.grad_norm
-
-    return critic
-
-
-def critic_for(D: Callable[[Tensor], Tensor], constraint: dict) -> Critic:
-    """The critic the constraint settings describe: gradient-normalized when ``constraint["gradnorm"]``
-    names a method, else the raw network."""
-    settings = {**CONSTRAINT_DEFAULTS, **constraint}
-    if settings["gradnorm"]:
-        return gradnorm_critic(D, settings["gradnorm"], settings["tau"], settings["eps"])
-    return raw_critic(D)
 
 
 def make_context(
@@ -132,7 +90,7 @@ def make_context(
     constraint = dict(constraint or {})
     return ProbeContext(
         D=D,
-        critic=critic if critic is not None else critic_for(D, constraint),
+        critic=critic if critic is not None else build_critic(D, constraint),
         real=real,
         fake=fake,
         loss=get_loss(loss) if isinstance(loss, str) else loss,
@@ -147,38 +105,9 @@ def make_context(
     )
 
 
-@contextlib.contextmanager
-def eval_mode(*modules: nn.Module | None) -> Iterator[None]:
-    """Put every module in eval mode (frozen power iterations, no dropout) and restore each submodule's
-    own mode afterwards."""
-    saved = [(m, m.training) for module in modules if module is not None for m in module.modules()]
-    for module in modules:
-        if module is not None:
-            module.eval()
-    try:
-        yield
-    finally:
-        for m, training in saved:
-            m.training = training
-
-
-def value_and_input_grad(fn: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
-    """``(h(x) [B], ∇ₓh(x) [B, ...])`` per sample, both detached; assumes samples do not interact in ``h``."""
-    with torch.enable_grad():
-        x_in = x.detach().requires_grad_(True)
-        value = fn(x_in).reshape(x.shape[0])  # [B]
-        (grad,) = torch.autograd.grad(value.sum(), x_in)
-    return value.detach(), grad.detach()
-
-
-def per_sample_norm(t: Tensor) -> Tensor:
-    """``||t_i||₂`` over all non-batch dimensions, [B]."""
-    return torch.linalg.vector_norm(t.flatten(1), dim=1)
-
-
 def constrained_output(ctx: ProbeContext) -> Callable[[Tensor], Tensor]:
     """``x -> out`` [B], the constrained output fed to the loss (double-backward mode, exact gradients)."""
-    return lambda x: unpack_scores(ctx.critic(x, mode="full"))[0]
+    return lambda x: critic_scores(ctx.critic, x, mode="full").out
 
 
 def raw_output(ctx: ProbeContext) -> Callable[[Tensor], Tensor]:

@@ -28,56 +28,12 @@ from lipgan.analysis.plotting import (
     new_figure,
     save_figure,
 )
-from lipgan.registry import Registry
+from lipgan.constraints.gradnorm import GRADNORM_METHODS
 
 FD_DELTAS = tuple(float(d) for d in np.logspace(-4, 1, 11))  # input-space steps δ
 OUTPUTS = ("normalized", "raw")  # the constrained output D̂ fed to the loss, and the network output f
 OUTPUT_LABELS = {"normalized": "constrained output D̂", "raw": "network output f"}
 GRAD_LABELS = {"normalized": NORMALIZED_GRAD_NORM_LABEL, "raw": RAW_GRAD_NORM_LABEL}
-
-
-# ---- closed forms of ||∇ₓ D̂|| for piecewise-linear f (∇ₓ n = 0 almost everywhere) -------------------
-
-
-@dataclass(frozen=True)
-class ClosedForm:
-    """``||∇ₓ D̂||`` as a function of ``f``, ``n = ||∇ₓ f||``, ``K = 1/τ`` and ``ε``."""
-
-    formula: str
-    fn: Callable[[Tensor, Tensor, float, float], Tensor]  # (f, n, tau, eps) -> [B]
-
-
-def gran_grad_norm(f: Tensor, n: Tensor, tau: float, eps: float) -> Tensor:
-    """GraN Eq. 19–20: ``||∇ₓ g|| = K n²/(n² + ε)`` with ``K = 1/τ``."""
-    return n.square() / (n.square() + eps) / tau
-
-
-def gran_inv_grad_norm(f: Tensor, n: Tensor, tau: float, eps: float) -> Tensor:
-    """GraN §4 with ``R(n) = 1/(n + ε)``: ``g = (f/τ)/(n + ε)``, so ``||∇ₓ g|| = K n/(n + ε)``."""
-    return n / (n + eps) / tau
-
-
-def gn_grad_norm(f: Tensor, n: Tensor, tau: float, eps: float) -> Tensor:
-    """GN Thm 6 (Eq. 11–14): ``||∇ₓ f̂|| = (n/(n + |f|))²``."""
-    return (n / (n + f.abs())).square()
-
-
-def gn1_grad_norm(f: Tensor, n: Tensor, tau: float, eps: float) -> Tensor:
-    """GN App. B.1 with ζ = 1: ``f̂ = f/(n + 1)``, so ``||∇ₓ f̂|| = n/(n + 1)``."""
-    return n / (n + 1.0)
-
-
-def gn0_grad_norm(f: Tensor, n: Tensor, tau: float, eps: float) -> Tensor:
-    """GN App. B.1 with ζ = 0: ``f̂ = f/n``, so ``||∇ₓ f̂|| = 1``."""
-    return torch.ones_like(n)
-
-
-CLOSED_FORMS: Registry[ClosedForm] = Registry("closed-form gradient norm")
-CLOSED_FORMS.register("gran")(ClosedForm("K n²/(n²+ε)", gran_grad_norm))
-CLOSED_FORMS.register("gran-inv")(ClosedForm("K n/(n+ε)", gran_inv_grad_norm))
-CLOSED_FORMS.register("gn")(ClosedForm("(n/(n+|f|))²", gn_grad_norm))
-CLOSED_FORMS.register("gn1")(ClosedForm("n/(n+1)", gn1_grad_norm))
-CLOSED_FORMS.register("gn0")(ClosedForm("1", gn0_grad_norm))
 
 
 # ---- measurements ----------------------------------------------------------------------------------
@@ -91,13 +47,14 @@ class InputGradients:
     out_grad_norm: Tensor
     raw: Tensor
     raw_grad_norm: Tensor
+    raw_grad: Tensor  # [N, ...] ∇ₓ f, for the norm PGN divides by
 
 
 def input_gradients(ctx: ProbeContext, x: Tensor) -> InputGradients:
     """``D̂(x)``, ``||∇ₓ D̂(x)||``, ``f(x)`` and ``||∇ₓ f(x)||`` per sample."""
     out, out_grad = value_and_input_grad(constrained_output(ctx), x)
     raw, raw_grad = value_and_input_grad(raw_output(ctx), x)
-    return InputGradients(out, per_sample_norm(out_grad), raw, per_sample_norm(raw_grad))
+    return InputGradients(out, per_sample_norm(out_grad), raw, per_sample_norm(raw_grad), raw_grad)
 
 
 def max_relative_deviation(measured: Tensor, expected: Tensor) -> float:
@@ -107,16 +64,21 @@ def max_relative_deviation(measured: Tensor, expected: Tensor) -> float:
 
 
 def closed_form_record(ctx: ProbeContext, grads: dict[str, InputGradients]) -> dict:
-    """``{<method>_closed_form: {...}}`` comparing measured ``||∇ₓ D̂||`` with the method's closed form."""
+    """``{<method>_closed_form: {...}}`` comparing measured ``||∇ₓ D̂||`` with the method's closed form.
+
+    For piecewise-linear f the divisor m is locally constant, so ``∇ₓ D̂ = c(f, m) ∇ₓ f`` with the method's
+    own ``input_grad_scale`` c (docs/methods.md §1) and ``||∇ₓ D̂|| = |c(f, m)| · ||∇ₓ f||``, for every
+    registered method, pgn included."""
     method = ctx.gradnorm_method
-    if not method or method not in CLOSED_FORMS:
+    if not method:
         return {}
-    form = CLOSED_FORMS.get(method)
+    spec = GRADNORM_METHODS.get(method)
     tau, eps = float(ctx.setting("tau")), float(ctx.setting("eps"))
-    record: dict = {"formula": form.formula, "K": 1.0 / tau, "eps": eps}
+    record: dict = {"formula": f"|c(f, m)|·||∇f|| ({spec.source})", "K": 1.0 / tau, "eps": eps}
     deviations = []
     for name, g in grads.items():
-        expected = form.fn(g.raw, g.raw_grad_norm, tau, eps)
+        divisor = spec.norm(g.raw, g.raw_grad)
+        expected = spec.input_grad_scale(g.raw, divisor, tau, eps).abs() * g.raw_grad_norm
         record[name] = to_list(expected)
         deviations.append(max_relative_deviation(g.out_grad_norm, expected))
     record["max_rel_deviation"] = max(deviations)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from lipgan.analysis.base import plot_path, register_probe
-from lipgan.analysis.context import ProbeContext, critic_for, unpack_scores
+from lipgan.analysis.context import ProbeContext, build_critic, critic_scores
 from lipgan.analysis.plotting import bar_pairs, new_figure, save_figure
 from lipgan.analysis.tracing import (
     Trace,
@@ -33,9 +33,9 @@ def layer_trace(ctx: ProbeContext, net: nn.Module | None = None) -> Trace:
 
 def d_loss_of(ctx: ProbeContext, net: nn.Module) -> Tensor:
     """The run's discriminator loss on ``ctx.real`` / ``ctx.fake`` through the critic of ``net``."""
-    critic = ctx.critic if net is ctx.D else critic_for(net, ctx.constraint)
-    out_real = unpack_scores(critic(ctx.real, mode="full"))[0]
-    out_fake = unpack_scores(critic(ctx.fake, mode="full"))[0]
+    critic = ctx.critic if net is ctx.D else build_critic(net, ctx.constraint)
+    out_real = critic_scores(critic, ctx.real, mode="full").out
+    out_fake = critic_scores(critic, ctx.fake, mode="full").out
     return ctx.loss.d_loss(out_real, out_fake)
 
 

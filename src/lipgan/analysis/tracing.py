@@ -14,9 +14,9 @@ from torch.nn.utils import parametrize
 
 from lipgan.constraints.spectral import OutputScale, SpectralParametrization
 from lipgan.constraints.spectral_sigma import ConvGeometry, conv_operator_sigma, matrix_sigma, reshaped_sigma
+from lipgan.nets.base import WEIGHTED_LAYERS, trainable_weight  # noqa: F401 (re-exported for the probes)
 from lipgan.registry import Registry
 
-WEIGHTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 OPERATOR_POWER_ITERATIONS = 200  # power steps for a convolution's operator norm (from a random start)
 DENSE_OPERATOR_MAX_INPUTS = 1024  # convolutions on at most this many input entries get an exact SVD
 
@@ -83,14 +83,6 @@ def unwrap_output_scale(net: nn.Module) -> tuple[nn.Module, float]:
 
 def is_parametrized(layer: nn.Module) -> bool:
     return parametrize.is_parametrized(layer, "weight")
-
-
-def trainable_weight(layer: nn.Module) -> tuple[Tensor, str]:
-    """The weight the optimizer updates: ``parametrizations.weight.original`` for a spectrally normalized
-    layer (kind ``"original"``), else ``weight`` (kind ``"weight"``)."""
-    if is_parametrized(layer):
-        return layer.parametrizations.weight.original, "original"
-    return layer.weight, "weight"
 
 
 def effective_weight(layer: nn.Module) -> Tensor:

@@ -23,7 +23,13 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.gradnorm_methods import GRADNORM_METHODS, GradNormMethod, generator_input_grad_scale
+from lipgan.constraints.critic import per_sample_norm
+from lipgan.constraints.defaults import DEFAULT_EPS, DEFAULT_TAU
+from lipgan.constraints.gradnorm_methods import (
+    GRADNORM_METHODS,
+    GradNormMethod,
+    generator_input_grad_scale,
+)
 from lipgan.errors import ConfigError
 from lipgan.registry import Registry
 
@@ -103,7 +109,7 @@ def _normalize(
     grad = input_grad(f, x_in)  # [B, ...]
     divisor = method.norm(f, grad)  # [B]
     out = method.normalize(f, divisor, tau, eps)  # [B]
-    grad_norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)  # [B]
+    grad_norm = per_sample_norm(grad)  # [B]
     return GradNormOutput(out, grad_norm, f)
 
 
@@ -112,8 +118,8 @@ def gradient_normalize_with_raw(
     x: Tensor,
     *d_args: Any,
     method: str = "gn",
-    tau: float = 1.0,
-    eps: float = 0.1,
+    tau: float = DEFAULT_TAU,
+    eps: float = DEFAULT_EPS,
     mode: str = "full",
     **d_kwargs: Any,
 ) -> GradNormOutput:
@@ -138,8 +144,8 @@ def gradient_normalize(
     x: Tensor,
     *d_args: Any,
     method: str = "gn",
-    tau: float = 1.0,
-    eps: float = 0.1,
+    tau: float = DEFAULT_TAU,
+    eps: float = DEFAULT_EPS,
     mode: str = "full",
     **d_kwargs: Any,
 ) -> tuple[Tensor, Tensor]:
@@ -181,7 +187,13 @@ class GradNormD(nn.Module):
     and detached, hold the values of the last call.
     """
 
-    def __init__(self, D: Callable[..., Tensor], method: str = "gran", tau: float = 1.0, eps: float = 0.1):
+    def __init__(
+        self,
+        D: Callable[..., Tensor],
+        method: str = "gran",
+        tau: float = DEFAULT_TAU,
+        eps: float = DEFAULT_EPS,
+    ):
         super().__init__()
         GRADNORM_METHODS.get(method)
         _check_hyperparameters(tau, eps)

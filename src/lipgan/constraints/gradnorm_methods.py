@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
+from lipgan.constraints.critic import per_sample_norm
+from lipgan.constraints.defaults import DEFAULT_EPS, DEFAULT_TAU
 from lipgan.registry import Registry
 
 NormFn = Callable[[Tensor, Tensor], Tensor]  # (f [B], grad [B, ...]) -> [B]
@@ -42,13 +43,13 @@ class GradNormMethod:
 def input_gradient_norm(f: Tensor, grad: Tensor) -> Tensor:
     """``n = ||∇ₓf||₂`` per sample over all input dimensions (PAPERS.md, Conventions).
     grad: [B, ...] -> [B]."""
-    return torch.linalg.vector_norm(grad.flatten(1), dim=1)
+    return per_sample_norm(grad)
 
 
 def ones_minus_gradient_norm(f: Tensor, grad: Tensor) -> Tensor:
     """``||𝟙 − ∇ₓf||₂`` per sample: the ones vector minus the gradient, element by element over every input
     dimension (PGN, Algorithm 1, line 1). grad: [B, ...] -> [B]."""
-    return torch.linalg.vector_norm((1.0 - grad).flatten(1), dim=1)
+    return per_sample_norm(1.0 - grad)
 
 
 # --- GN (Wu et al. 2021) ------------------------------------------------------------------------------
@@ -160,7 +161,7 @@ for _method in _METHODS:
 
 
 def generator_input_grad_scale(
-    method: str, f: Tensor, n: Tensor, tau: float = 1.0, eps: float = 0.1
+    method: str, f: Tensor, n: Tensor, tau: float = DEFAULT_TAU, eps: float = DEFAULT_EPS
 ) -> Tensor:
     """The closed-form ``c(f, n)`` with ``∇ₓf̂ = c · ∇ₓf`` for piecewise-linear f (PAPERS.md §1, last part).
 

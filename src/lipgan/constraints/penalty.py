@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import torch
 
+from lipgan.constraints.critic import input_grad_norm
 from lipgan.registry import Registry
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
@@ -64,9 +65,7 @@ def input_gradient_norms(D: Critic, points: torch.Tensor) -> torch.Tensor:
 
     ``points`` [N, ...] must require grad; ``D`` returns [N] or [N, 1]. Returns [N].
     """
-    out = D(points).reshape(points.shape[0])  # [N]
-    (grad,) = torch.autograd.grad(out.sum(), points, create_graph=True)  # [N, ...]
-    return torch.linalg.vector_norm(grad.flatten(1), dim=1)  # [N]
+    return input_grad_norm(D, points, create_graph=True)  # [N]
 
 
 def centred_penalty(norms: torch.Tensor, center: float) -> torch.Tensor:

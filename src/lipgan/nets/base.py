@@ -3,13 +3,15 @@ distributions, weight-initialization schemes and the checks on factory arguments
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from lipgan.errors import ConfigError
 from lipgan.registry import Registry
@@ -22,6 +24,29 @@ WEIGHTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)
 NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 V = TypeVar("V")
+
+
+def trainable_weight(layer: nn.Module) -> tuple[torch.Tensor, str]:
+    """The weight the optimizer updates: `parametrizations.weight.original` for a spectrally normalized
+    layer (kind "original"), else `weight` (kind "weight")."""
+    if parametrize.is_parametrized(layer, "weight"):
+        return layer.parametrizations.weight.original, "original"
+    return layer.weight, "weight"
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module | None) -> Iterator[None]:
+    """Put every module in eval mode (frozen power iterations, no dropout) and restore each submodule's
+    own mode afterwards."""
+    saved = [(m, m.training) for module in modules if module is not None for m in module.modules()]
+    for module in modules:
+        if module is not None:
+            module.eval()
+    try:
+        yield
+    finally:
+        for m, training in saved:
+            m.training = training
 
 
 @Z_DISTRIBUTIONS.register("normal")

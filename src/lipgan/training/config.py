@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from lipgan.constraints.defaults import DEFAULT_EPS, DEFAULT_TAU
 from lipgan.errors import ConfigError, MissingFileError
 from lipgan.training.validate import validate
 
@@ -45,8 +46,8 @@ class ModelConfig:
 @dataclass
 class ConstraintConfig:
     gradnorm: str | None = "gran"  # a method of lipgan.constraints.gradnorm, or null
-    tau: float = 1.2  # GraN: K = 1/tau ≈ 0.83 (GraN App. A writes K = 1/τ = 0.83)
-    eps: float = 0.1
+    tau: float = DEFAULT_TAU  # GraN: K = 1/tau ≈ 0.83 (GraN App. A writes K = 1/τ = 0.83)
+    eps: float = DEFAULT_EPS
     spectral: str | None = None  # sn | sn-strict | bsn, or null
     spectral_scale: float = 1.0  # SSN / BSSN scale s, LipReg's k_SN
     spectral_gamma: str | None = None  # "same" | "diff" (Miyato App. E), or null

@@ -4,8 +4,9 @@ Multiplying by zero maps every finite value to 0 and every NaN or inf to NaN, so
 tensor is NaN exactly when the tensor holds a non-finite value, and it can never overflow (a max-abs or a
 norm would be inf for huge finite weights). `torch._foreach_mul` does the products for all tensors in one
 fused call, and one `isfinite` over the per-tensor sums and the losses needs a single device-to-host
-transfer per update. On the default run's nets this is 4-7x faster on CPU than `_foreach_norm(ord=inf)`. Floating buffers (spectral-norm vectors,
-batch-norm statistics) are checked with the parameters, because a poisoned `u` poisons every later step.
+transfer per update. On the default run's nets this is 4-7x faster on CPU than `_foreach_norm(ord=inf)`.
+Floating buffers (spectral-norm vectors, batch-norm statistics) are checked with the parameters, because a
+poisoned `u` poisons every later step.
 """
 
 from __future__ import annotations

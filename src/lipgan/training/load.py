@@ -8,12 +8,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lipgan.constraints.critic import CriticOutput, build_critic, input_grad_norm
 from lipgan.losses import Loss, get_loss
 from lipgan.training.build import build_dataset, build_models, resolve_device
 from lipgan.training.checkpoint import load_checkpoint, load_state
 from lipgan.training.config import Config, load_config
 from lipgan.training.run_dir import require_run_dir
-from lipgan.training.steps import build_critic
 
 
 @dataclass
@@ -28,13 +28,13 @@ class LoadedRun:
     step: int
     device: torch.device
 
-    def critic(self, x: torch.Tensor, mode: str = "full") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`(out, raw, grad_norm)`: the constrained output, f, and `||∇ₓ f||` per sample."""
-        from lipgan.training.steps import input_grad_norm
-
-        scores = build_critic(self.D, self.cfg)(x, mode=mode)
-        grad_norm = scores.grad_norm if scores.grad_norm is not None else input_grad_norm(self.D, x)
-        return scores.out, scores.raw, grad_norm
+    def critic(self, x: torch.Tensor, mode: str = "full") -> CriticOutput:
+        """The constrained output, f, and `||∇ₓ f||` per sample (computed here when the constraint does
+        not compute it)."""
+        scores = build_critic(self.D, self.cfg.constraint)(x, mode=mode)
+        if scores.grad_norm is None:
+            scores.grad_norm = input_grad_norm(self.D, x)
+        return scores
 
 
 def load_run(run_dir: str | Path, which: str = "last", device: str | torch.device = "cpu") -> LoadedRun:

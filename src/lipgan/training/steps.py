@@ -13,57 +13,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from lipgan.constraints.gradnorm import gradient_normalize_with_raw
+from lipgan.constraints.critic import CriticOutput
 from lipgan.constraints.penalty import gradient_penalty
 from lipgan.losses import Loss
 from lipgan.registry import Registry
 from lipgan.training.augment import consistency_augment
 from lipgan.training.config import Config
-
-
-@dataclass
-class CriticOutput:
-    out: torch.Tensor  # [B] the constrained output the loss sees
-    raw: torch.Tensor  # [B] the network output f
-    grad_norm: torch.Tensor | None  # [B] ||∇ₓ f||, where the constraint computed it
-
-
-CRITIC_HEADS: Registry[Callable] = Registry("critic head")
-
-
-@CRITIC_HEADS.register("raw")
-def raw_head(net: nn.Module, cfg: Config) -> Callable:
-    """D as it is (possibly spectrally normalized and output-scaled): `out = f`."""
-
-    def critic(x: torch.Tensor, mode: str = "full") -> CriticOutput:
-        raw = net(x).reshape(x.shape[0])
-        return CriticOutput(raw, raw, None)
-
-    return critic
-
-
-@CRITIC_HEADS.register("gradnorm")
-def gradnorm_head(net: nn.Module, cfg: Config) -> Callable:
-    """D wrapped by a gradient normalization of PAPERS.md §1 (GN, GraN, PGN and variants)."""
-    c = cfg.constraint
-
-    def critic(x: torch.Tensor, mode: str = "full") -> CriticOutput:
-        scored = gradient_normalize_with_raw(net, x, method=c.gradnorm, tau=c.tau, eps=c.eps, mode=mode)
-        return CriticOutput(scored.out, scored.raw, scored.grad_norm)
-
-    return critic
-
-
-def build_critic(net: nn.Module, cfg: Config) -> Callable:
-    return CRITIC_HEADS.get("gradnorm" if cfg.constraint.gradnorm else "raw")(net, cfg)
-
-
-def input_grad_norm(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """`||∇ₓ f(x)||₂` per sample, for logging (no graph kept)."""
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        (grad,) = torch.autograd.grad(net(x).sum(), x)
-    return grad.flatten(1).norm(dim=1)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from lipgan.analysis.cheap import cheap_probe_scalars
+from lipgan.constraints.critic import build_critic, input_grad_norm
 from lipgan.data import BatchStream
 from lipgan.errors import TrainingDivergedError
 from lipgan.losses import get_loss
@@ -44,6 +44,7 @@ from lipgan.training.evaluation import Evaluator
 from lipgan.training.guard import all_finite, first_nonfinite, module_is_finite, state_tensors
 from lipgan.training.interrupt import GracefulStop
 from lipgan.training.logs import SAMPLE_WRITERS, MetricsLogger, reference_points, summarize_step
+from lipgan.training.probes import cheap_probe_scalars
 from lipgan.training.run_dir import (
     create_run_dir,
     environment_record,
@@ -55,10 +56,8 @@ from lipgan.training.run_dir import (
 from lipgan.training.steps import (
     StepParts,
     active_regularizers,
-    build_critic,
     discriminator_step,
     generator_step,
-    input_grad_norm,
 )
 
 Z_SEED_OFFSET = 1_000_003  # separates the z stream of each rank from the data order and from the fixed grid z
@@ -99,8 +98,8 @@ def make_step_parts(cfg: Config, models, info: ddp.DistInfo, device: torch.devic
         G=G_net,
         D=models.D,
         d_net=d_net,
-        critic=build_critic(d_net, cfg),
-        g_critic=build_critic(models.D, cfg),
+        critic=build_critic(d_net, cfg.constraint),
+        g_critic=build_critic(models.D, cfg.constraint),
         loss=get_loss(cfg.loss.name, cfg.loss.domain_scale),
         opt_d=build_optimizer(models.D.parameters(), cfg.optim.lr_d, cfg),
         opt_g=build_optimizer(models.G.parameters(), cfg.optim.lr_g, cfg),

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from lipgan.analysis.context import eval_mode, per_sample_norm, unpack_scores, value_and_input_grad
-from lipgan.analysis.tracing import WEIGHTED_LAYERS, trainable_weight
+from lipgan.constraints.critic import critic_scores, input_grad_norm
 from lipgan.losses import Loss
+from lipgan.nets.base import WEIGHTED_LAYERS, eval_mode, trainable_weight
 
 PREFIX = "probe/"
 
@@ -57,11 +57,11 @@ def cheap_probe_scalars(
     x = torch.cat([real.detach(), fake.detach()])  # [2B, ...]
     layers = weighted_layers(D)
     with eval_mode(D), torch.enable_grad():
-        out, raw, grad_norm = unpack_scores(critic(x, mode="full"))
+        out, raw, grad_norm = critic_scores(critic, x, mode="full")
         d_loss = loss.d_loss(out[:n_real], out[n_real:])
         grads = torch.autograd.grad(d_loss, [trainable_weight(m)[0] for _, m in layers], allow_unused=True)
         if grad_norm is None:
-            grad_norm = per_sample_norm(value_and_input_grad(lambda t: D(t).reshape(t.shape[0]), x)[1])
+            grad_norm = input_grad_norm(D, x)
     scalars = {f"{PREFIX}d_loss": float(d_loss.detach())}
     for side, part in (("real", slice(0, n_real)), ("fake", slice(n_real, None))):
         scalars.update(stats_scalars(f"{PREFIX}grad_norm_{side}", grad_norm[part]))

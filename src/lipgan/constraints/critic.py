@@ -1,0 +1,103 @@
+"""The critic: what the loss sees of a (constrained) discriminator, and the per-sample input-gradient norm.
+
+A critic is `critic(x, mode="full") -> CriticOutput(out, raw, grad_norm)`: `out` [B] is the constrained output
+fed to the loss, `raw` [B] is the network output f, and `grad_norm` [B] is `n = ||∇ₓ f||₂` where the
+constraint computed it (None otherwise). The trainer's D and G steps, `load_run` and every probe build their
+critic here, from the constraint settings (`gradnorm`, `tau`, `eps`; a `ConstraintConfig` or a mapping).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lipgan.constraints.defaults import DEFAULT_EPS, DEFAULT_TAU
+from lipgan.registry import Registry
+
+
+@dataclass
+class CriticOutput:
+    out: Tensor  # [B] the constrained output the loss sees
+    raw: Tensor  # [B] the network output f
+    grad_norm: Tensor | None  # [B] ||∇ₓ f||, where the constraint computed it
+
+    def __iter__(self):  # `out, raw, grad_norm = critic(x)` reads as well as the attributes
+        return iter((self.out, self.raw, self.grad_norm))
+
+
+Critic = Callable[..., CriticOutput]
+
+
+def per_sample_norm(t: Tensor) -> Tensor:
+    """`||t_i||₂` over every non-batch dimension: [B, ...] -> [B] (the norm `n` of docs/methods.md)."""
+    return torch.linalg.vector_norm(t.flatten(1), dim=1)
+
+
+def value_and_input_grad(fn: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
+    """`(h(x) [B], ∇ₓh(x) [B, ...])` per sample, both detached; assumes samples do not interact in `h`."""
+    with torch.enable_grad():
+        x_in = x.detach().requires_grad_(True)
+        value = fn(x_in).reshape(x.shape[0])  # [B]
+        (grad,) = torch.autograd.grad(value.sum(), x_in)
+    return value.detach(), grad.detach()
+
+
+def input_grad_norm(net: Callable[[Tensor], Tensor], x: Tensor, create_graph: bool = False) -> Tensor:
+    """`||∇ₓ f(x)||₂` per sample, [B]. Without `create_graph` nothing is kept; with it (gradient penalties)
+    `x` must require grad and the norm stays differentiable."""
+    if not create_graph:
+        return per_sample_norm(value_and_input_grad(net, x)[1])
+    out = net(x).reshape(x.shape[0])
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return per_sample_norm(grad)
+
+
+def _setting(constraint: Any, key: str) -> Any:
+    """A constraint setting from a ConstraintConfig or a mapping; a missing one takes the one default."""
+    defaults = {"gradnorm": None, "tau": DEFAULT_TAU, "eps": DEFAULT_EPS}
+    if isinstance(constraint, Mapping):
+        return constraint.get(key, defaults[key])
+    return getattr(constraint, key, defaults[key])
+
+
+CRITIC_HEADS: Registry[Callable[[nn.Module, Any], Critic]] = Registry("critic head")
+
+
+@CRITIC_HEADS.register("raw")
+def raw_head(net: Callable[[Tensor], Tensor], constraint: Any = None) -> Critic:
+    """D as it is (possibly spectrally normalized and output-scaled): `out = raw = f`."""
+
+    def critic(x: Tensor, mode: str = "full") -> CriticOutput:
+        raw = net(x).reshape(x.shape[0])
+        return CriticOutput(raw, raw, None)
+
+    return critic
+
+
+@CRITIC_HEADS.register("gradnorm")
+def gradnorm_head(net: Callable[[Tensor], Tensor], constraint: Any) -> Critic:
+    """D wrapped by a gradient normalization (docs/methods.md §1: GN, GraN, PGN and variants)."""
+    from lipgan.constraints.gradnorm import gradient_normalize_with_raw
+
+    method, tau, eps = (_setting(constraint, key) for key in ("gradnorm", "tau", "eps"))
+
+    def critic(x: Tensor, mode: str = "full") -> CriticOutput:
+        scored = gradient_normalize_with_raw(net, x, method=method, tau=tau, eps=eps, mode=mode)
+        return CriticOutput(scored.out, scored.raw, scored.grad_norm)
+
+    return critic
+
+
+def build_critic(net: Callable[[Tensor], Tensor], constraint: Any = None) -> Critic:
+    """The critic the constraint settings describe: gradient-normalized when `gradnorm` names a method."""
+    return CRITIC_HEADS.get("gradnorm" if _setting(constraint, "gradnorm") else "raw")(net, constraint)
+
+
+def critic_scores(critic: Critic, x: Tensor, mode: str = "full") -> CriticOutput:
+    """A critic's result as a CriticOutput, also from a user's critic that returns a plain tuple."""
+    result = critic(x, mode=mode)
+    return result if isinstance(result, CriticOutput) else CriticOutput(*result)
