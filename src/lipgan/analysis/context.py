@@ -1,4 +1,5 @@
-"""What a probe looks at: a trained discriminator, its constrained output, samples, the loss (PAPERS.md §8).
+"""What a probe looks at: a trained discriminator, its constrained output, samples, the loss
+(docs/methods.md §10).
 
 The probes never train and never change the networks: they run D in eval mode (spectral power iterations
 frozen), take input gradients with ``torch.autograd.grad`` (no ``.grad`` is accumulated) and restore the
@@ -94,7 +95,8 @@ def raw_critic(D: Callable[[Tensor], Tensor]) -> Critic:
 
 
 def gradnorm_critic(D: Callable[[Tensor], Tensor], method: str, tau: float, eps: float) -> Critic:
-    """The critic of a gradient-normalized D (PAPERS.md §1): ``out = f̂``, ``raw = f``, ``grad_norm = n``."""
+    """The critic of a gradient-normalized D (docs/methods.md §2): ``out = f̂``, ``raw = f``,
+    ``grad_norm = n``."""
 
     def critic(x: Tensor, mode: str = "full") -> tuple[Tensor, Tensor, Tensor]:
         result = gradient_normalize_with_raw(D, x, method=method, tau=tau, eps=eps, mode=mode)

@@ -1,4 +1,4 @@
-"""The gradient normalizations of PAPERS.md §1, one formula per function, registered by name.
+"""The gradient normalizations of docs/methods.md §2, one formula per function, registered by name.
 
 Every method maps the raw discriminator output ``f`` [B] and its input gradient ``∇ₓf`` [B, ...] to a
 normalized output ``f̂`` [B] in two steps:
@@ -8,8 +8,9 @@ normalized output ``f̂`` [B] in two steps:
 2. ``normalize(f, m, tau, eps) -> f̂`` [B]: the closed-form formula.
 
 For piecewise-linear ``f`` (ReLU/LeakyReLU, no batch norm) ``∇ₓm = 0`` almost everywhere, so
-``∇ₓf̂ = c(f, m) · ∇ₓf`` with ``c = ∂f̂/∂f`` at fixed ``m``. ``input_grad_scale(f, m, tau, eps) -> c`` [B] is
-that closed form; the generator step relies on it (PAPERS.md §1, last part).
+``∇ₓf̂ = c(f, m) · ∇ₓf`` with ``c = ∂f̂/∂f`` at fixed ``m``. The generator step never forms ``c``: in
+``mode="generator"`` (:mod:`lipgan.constraints.gradnorm`) ``m`` is computed without a graph, so autograd's
+derivative of ``normalize`` at fixed ``m`` is ``c`` (docs/methods.md §2.8).
 
 Methods that do not use ``tau`` or ``eps`` accept and ignore them, so every method has one signature.
 """
@@ -30,17 +31,16 @@ FormulaFn = Callable[[Tensor, Tensor, float, float], Tensor]  # (f [B], m [B], t
 
 @dataclass(frozen=True)
 class GradNormMethod:
-    """One gradient normalization: the norm it divides by, its formula and its input-gradient scale."""
+    """One gradient normalization: the norm it divides by and its formula."""
 
     name: str
     norm: NormFn
     normalize: FormulaFn
-    input_grad_scale: FormulaFn
     source: str
 
 
 def input_gradient_norm(f: Tensor, grad: Tensor) -> Tensor:
-    """``n = ||∇ₓf||₂`` per sample over all input dimensions (PAPERS.md, Conventions).
+    """``n = ||∇ₓf||₂`` per sample over all input dimensions (docs/methods.md §1.1).
     grad: [B, ...] -> [B]."""
     return torch.linalg.vector_norm(grad.flatten(1), dim=1)
 
@@ -62,29 +62,14 @@ def gn(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
     return f / (m + f.abs())
 
 
-def gn_input_grad_scale(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
-    """GN: ``∂f̂/∂f = n / (n + |f|)²`` at fixed n (PAPERS.md §1, generator-step table)."""
-    return m / (m + f.abs()) ** 2
-
-
 def gn1(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
     """GN₁ (Wu et al. 2021, App. B.1, Fig. 2; ``ζ(x) = 1``): ``f̂ = f / (n + 1)``."""
     return f / (m + 1.0)
 
 
-def gn1_input_grad_scale(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
-    """GN₁: ``∂f̂/∂f = 1 / (n + 1)`` at fixed n."""
-    return 1.0 / (m + 1.0)
-
-
 def gn0(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
     """GN₀ (Wu et al. 2021, App. B.1, Fig. 2; ``ζ(x) = 0``): ``f̂ = f / n``; ``||∇ₓf̂|| = 1`` a.e."""
     return f / m
-
-
-def gn0_input_grad_scale(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
-    """GN₀: ``∂f̂/∂f = 1 / n`` at fixed n."""
-    return 1.0 / m
 
 
 # --- GraN (Bhaskara et al. 2022) ----------------------------------------------------------------------
@@ -98,22 +83,12 @@ def gran(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
     return (f / tau) * m / (m * m + eps)
 
 
-def gran_input_grad_scale(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
-    """GraN: ``∂g/∂f = n / (τ (n² + ε))`` at fixed n (PAPERS.md §1, generator-step table)."""
-    return m / (tau * (m * m + eps))
-
-
 def gran_inv(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
     """GraN with ``R(n) = 1/(n + ε)`` (Bhaskara et al. 2022, §4): ``g = (f/τ) / (n + ε)``.
 
     ``||∇ₓg|| = K n / (n + ε) < K`` a.e., with ``K = 1/τ``.
     """
     return (f / tau) / (m + eps)
-
-
-def gran_inv_input_grad_scale(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
-    """GraN with ``R(n) = 1/(n + ε)``: ``∂g/∂f = 1 / (τ (n + ε))`` at fixed n."""
-    return 1.0 / (tau * (m + eps))
 
 
 # --- PGN (Xia) ----------------------------------------------------------------------------------------
@@ -133,48 +108,18 @@ def pgn(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
     return one_minus_f / (m + one_minus_f.abs())
 
 
-def pgn_input_grad_scale(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
-    """PGN, either reading: ``∂f̂/∂f = −m / (m + |1 − f|)²`` at fixed m, where m is the norm the method
-    divides by (``||𝟙 − ∇ₓf||`` for ``pgn``, ``||∇ₓf||`` for ``pgn-grad``). The sign is negative because PGN
-    normalizes ``1 − f``: a higher raw score gives a lower normalized one."""
-    return -m / (m + (1.0 - f).abs()) ** 2
-
-
 # --- registry -----------------------------------------------------------------------------------------
 
 GRADNORM_METHODS: Registry[GradNormMethod] = Registry("gradient normalization method")
 
 _METHODS = (
-    GradNormMethod("gn", input_gradient_norm, gn, gn_input_grad_scale, "GN (Wu et al. 2021) Thm 6, Eq. 11"),
-    GradNormMethod("gn1", input_gradient_norm, gn1, gn1_input_grad_scale, "GN (Wu et al. 2021) App. B.1"),
-    GradNormMethod("gn0", input_gradient_norm, gn0, gn0_input_grad_scale, "GN (Wu et al. 2021) App. B.1"),
-    GradNormMethod("gran", input_gradient_norm, gran, gran_input_grad_scale, "GraN (Bhaskara 2022) Eq. 20"),
-    GradNormMethod(
-        "gran-inv", input_gradient_norm, gran_inv, gran_inv_input_grad_scale, "GraN (Bhaskara 2022) §4"
-    ),
-    GradNormMethod("pgn", ones_minus_gradient_norm, pgn, pgn_input_grad_scale, "PGN (Xia) Algorithm 1"),
-    GradNormMethod("pgn-grad", input_gradient_norm, pgn, pgn_input_grad_scale, "PGN (Xia) Eq. 10-14"),
+    GradNormMethod("gn", input_gradient_norm, gn, "GN (Wu et al. 2021) Thm 6, Eq. 11"),
+    GradNormMethod("gn1", input_gradient_norm, gn1, "GN (Wu et al. 2021) App. B.1"),
+    GradNormMethod("gn0", input_gradient_norm, gn0, "GN (Wu et al. 2021) App. B.1"),
+    GradNormMethod("gran", input_gradient_norm, gran, "GraN (Bhaskara 2022) Eq. 20"),
+    GradNormMethod("gran-inv", input_gradient_norm, gran_inv, "GraN (Bhaskara 2022) §4"),
+    GradNormMethod("pgn", ones_minus_gradient_norm, pgn, "PGN (Xia) Algorithm 1"),
+    GradNormMethod("pgn-grad", input_gradient_norm, pgn, "PGN (Xia) Eq. 10-14"),
 )
 for _method in _METHODS:
     GRADNORM_METHODS.register(_method.name)(_method)
-
-
-def generator_input_grad_scale(
-    method: str, f: Tensor, n: Tensor, tau: float = 1.0, eps: float = 0.1
-) -> Tensor:
-    """The closed-form ``c(f, n)`` with ``∇ₓf̂ = c · ∇ₓf`` for piecewise-linear f (PAPERS.md §1, last part).
-
-    ``n`` is the norm the method divides by: ``||∇ₓf||`` for every method but ``pgn``, where it is
-    ``||𝟙 − ∇ₓf||``. Table (K = 1/τ):
-
-    ========== =================================
-    gn         ``n / (n + |f|)²``
-    gn1        ``1 / (n + 1)``
-    gn0        ``1 / n``
-    gran       ``n / (τ (n² + ε))``
-    gran-inv   ``1 / (τ (n + ε))``
-    pgn        ``−n / (n + |1 − f|)²``
-    pgn-grad   ``−n / (n + |1 − f|)²``
-    ========== =================================
-    """
-    return GRADNORM_METHODS.get(method).input_grad_scale(f, n, tau, eps)

@@ -44,7 +44,7 @@ def raw_head(net: nn.Module, cfg: Config) -> Callable:
 
 @CRITIC_HEADS.register("gradnorm")
 def gradnorm_head(net: nn.Module, cfg: Config) -> Callable:
-    """D wrapped by a gradient normalization of PAPERS.md §1 (GN, GraN, PGN and variants)."""
+    """D wrapped by a gradient normalization of docs/methods.md §2 (GN, GraN, PGN and variants)."""
     c = cfg.constraint
 
     def critic(x: torch.Tensor, mode: str = "full") -> CriticOutput:
@@ -157,7 +157,7 @@ def discriminator_step(
 
 def generator_step(parts: StepParts, z: torch.Tensor) -> dict[str, torch.Tensor]:
     """One G update. The critic runs in `mode="generator"` (no double backward) unless the config forces
-    the full mode; for piecewise-linear D both give the same gradient (PAPERS.md §1, last part)."""
+    the full mode; for piecewise-linear D both give the same gradient (docs/methods.md §2.8)."""
     mode = "generator" if parts.cfg.constraint.generator_fast_path else "full"
     fake = parts.G(z)
     parts.D.requires_grad_(False)  # only G's gradient is needed; D's would be thrown away
