@@ -1,4 +1,4 @@
-"""Write the YAML config of every paper setting under configs/ (GraN, GN, PGN, BSSN, LipReg).
+"""Write the YAML config of every paper setting under src/lipgan/configs/ (GraN, GN, PGN, BSSN, LipReg).
 
 Each setting is a row of a text table below, read from docs/methods.md (§6.5 training settings,
 §7 architectures, §11 reported numbers) and from the paper texts; "-" marks an empty cell. Edit a table,
@@ -6,8 +6,9 @@ then run
 
     python scripts/make_configs.py [--out DIR]
 
-`tests/test_configs.py` checks that the files under configs/ are exactly what this script writes. The
-hand-written embedded configs (configs/digits_*.yaml, configs/toy_*.yaml) are not written here.
+`tests/test_configs.py` checks that the files under src/lipgan/configs/ (package data, shipped in the wheel;
+`configs` at the repository root links there) are exactly what this script writes. The hand-written embedded
+configs (digits_*.yaml, toy_*.yaml) and the grid files under sweeps/ are not written here.
 """
 
 from __future__ import annotations
@@ -430,7 +431,10 @@ def write_all(out_dir: Path) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--out", type=Path, default=ROOT / "configs", help="output folder (default: configs/)"
+        "--out",
+        type=Path,
+        default=ROOT / "src" / "lipgan" / "configs",
+        help="output folder (default: src/lipgan/configs/)",
     )
     args = parser.parse_args()
     print(f"wrote {len(write_all(args.out))} configs under {args.out}")

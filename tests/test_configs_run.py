@@ -1,4 +1,4 @@
-"""Every YAML config under configs/ trains for two generator steps on tiny fake datasets.
+"""Every shipped YAML config (src/lipgan/configs/) trains for two generator steps on tiny fake datasets.
 
 The datasets are written once per module (per xdist worker) by `fake_datasets.write_all`, in the real formats;
 each config runs through `lipgan.training.trainer.train` exactly as `lipgan train <file>` would, with the
@@ -35,12 +35,13 @@ import pytest
 import torch
 
 from fake_datasets import write_all
+from lipgan.training.config import SHIPPED_CONFIGS
 from lipgan.training.trainer import train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = SHIPPED_CONFIGS
 ALL_CONFIGS = sorted(
     p for p in CONFIGS.rglob("*.yaml") if "sweeps" not in p.relative_to(CONFIGS).parts
-)  # configs/sweeps/ holds grid files (tests/test_experiments_configs.py)
+)  # sweeps/ holds grid files (tests/test_experiments_configs.py)
 STEPS = 2
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
 from lipgan.experiments.grid import load_grid
+from lipgan.training.config import SHIPPED_CONFIGS
 
-SWEEPS = Path(__file__).resolve().parents[1] / "configs" / "sweeps"
+SWEEPS = SHIPPED_CONFIGS / "sweeps"
 GRIDS = sorted(p for p in SWEEPS.rglob("*.yaml") if "seeds" in (yaml.safe_load(p.read_text()) or {}))
 PAPER = re.compile(r"# .*(GraN|GN|PGN|BSSN|LipReg)")
 

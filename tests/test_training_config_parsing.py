@@ -224,7 +224,7 @@ def test_read_yaml_reads_a_mapping_and_an_empty_file(tmp_path):
 
 
 def test_read_yaml_errors_are_one_line(tmp_path):
-    with pytest.raises(MissingFileError, match=r"^config file .*nope\.yaml does not exist$"):
+    with pytest.raises(MissingFileError, match=r"^config file .*nope\.yaml does not exist"):
         read_yaml(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("seed: 1\nname: a: b\nseed: 2\n")  # the mistake is on line 2
@@ -237,5 +237,6 @@ def test_read_yaml_errors_are_one_line(tmp_path):
         read_yaml(listed)
     folder = tmp_path / "folder.yaml"
     folder.mkdir()
-    with pytest.raises(MissingFileError):
+    with pytest.raises(ConfigError) as info:
         read_yaml(folder)
+    assert str(info.value) == f"config {folder} is a directory, not a YAML file"

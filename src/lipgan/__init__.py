@@ -1,21 +1,31 @@
 """lipgan: training and studying GANs whose discriminator is kept Lipschitz.
 
-The names re-exported here are the public contract (see README, "Use it in your own GAN").
+The names re-exported here are the public contract (see README, "Use it in your own GAN"). They are loaded
+on first use (PEP 562), so that `lipgan --help` and Ctrl-C at start-up do not wait for torch to import.
 """
 
-from lipgan.constraints.gradnorm import GradNormD, gradient_normalize
-from lipgan.constraints.penalty import gradient_penalty
-from lipgan.constraints.spectral import OutputScale, apply_spectral_norm, spectral_norm
-from lipgan.losses import get_loss
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "GradNormD",
-    "OutputScale",
-    "apply_spectral_norm",
-    "get_loss",
-    "gradient_normalize",
-    "gradient_penalty",
-    "spectral_norm",
-]
+_EXPORTS = {
+    "GradNormD": "lipgan.constraints.gradnorm",
+    "gradient_normalize": "lipgan.constraints.gradnorm",
+    "gradient_penalty": "lipgan.constraints.penalty",
+    "OutputScale": "lipgan.constraints.spectral",
+    "apply_spectral_norm": "lipgan.constraints.spectral",
+    "spectral_norm": "lipgan.constraints.spectral",
+    "get_loss": "lipgan.losses",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lipgan' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

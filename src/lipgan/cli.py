@@ -9,12 +9,15 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
+import threading
 from pathlib import Path
 
 from lipgan.errors import ConfigError, LipganError
-from lipgan.training.config import find_config
+from lipgan.training.config import SHIPPED_CONFIGS, find_config
+from lipgan.training.validate import check_protocol, check_seed
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -22,6 +25,15 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        # argparse reports leftover arguments from the top-level parser; name the command they were given to
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)} (see {prog} --help)\n")
+        return parsed
 
 
 def split_train_args(items: list[str]) -> tuple[str | None, list[str]]:
@@ -35,23 +47,49 @@ def split_train_args(items: list[str]) -> tuple[str | None, list[str]]:
     return config, items
 
 
+def at_least(flag: str, value: int | None, low: int) -> None:
+    """A count flag (None: not given) of at least `low`."""
+    if value is not None and value < low:
+        raise ConfigError(f"{flag} must be at least {low}, not {value}")
+
+
+def check_device_flag(name: str) -> None:
+    """--device: auto, cpu, cuda or cuda:N, and present on this machine."""
+    from lipgan.training.build import resolve_device
+
+    resolve_device(name, key="--device")
+
+
+def check_out_path(path: str) -> None:
+    """--out: a file to write in a folder that exists (the writer adds .png), not a folder itself."""
+    out = Path(path)
+    target = out if out.is_dir() else out.with_suffix(".png")
+    if target.is_dir():
+        raise ConfigError(
+            f"--out {path}: {target} is a directory; give a file name, e.g. {target / 'grid.png'}"
+        )
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {path}: {out.parent} is not an existing folder")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from lipgan.training.trainer import train
 
+    at_least("--stop-after", args.stop_after, 1)
     config, overrides = split_train_args(args.items)
     if args.resume and config:
         raise ConfigError("give either a config or --resume RUN, not both")
     config_path = find_config(config) if config else None
-    if args.dry_run:
-        return dry_run(Path(args.resume) / "config.yaml" if args.resume else config_path, overrides)
     if args.resume:
         from lipgan.training.run_dir import require_run_dir
 
-        require_run_dir(args.resume)
+        require_run_dir(args.resume)  # a dry run answers as the resume would
+    if args.dry_run:
+        return dry_run(Path(args.resume) / "config.yaml" if args.resume else config_path, overrides)
     run_dir, result = train(config_path, overrides, resume=args.resume, stop_after=args.stop_after)
     if result["is_main"]:
         print_run_summary(run_dir, result)
-    return 130 if result.get("interrupted") else 0
+    return result.get("exit_code", 0)
 
 
 def dry_run(config_path: Path | None, overrides: list[str]) -> int:
@@ -93,8 +131,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from lipgan.training.load import load_run
     from lipgan.training.logs import SAMPLE_WRITERS, reference_points
 
-    if args.n < 1:
-        raise ConfigError("--n must be at least 1")
+    at_least("--n", args.n, 1)
+    check_seed(args.seed, "--seed")
+    check_device_flag(args.device)
+    if args.out:
+        check_out_path(args.out)
     run = load_run(args.run, which=args.which, device=args.device)
     gen = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
@@ -108,10 +149,22 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from lipgan.metrics import resolve_inception_weights
+    from lipgan.training.build import check_eval_fits_data
     from lipgan.training.evaluation import evaluate_generator, evaluation_seed
     from lipgan.training.load import load_run
     from lipgan.training.run_dir import append_jsonl
 
+    if args.protocol is not None:
+        check_protocol(args.protocol, "--protocol")
+    at_least("--n-samples", args.n_samples, 2)  # FID needs a covariance: two samples
+    if args.seed is not None:
+        check_seed(args.seed, "--seed")
+    if args.inception_weights is not None:
+        if not args.inception_weights:  # "" would fall back to the default file and download it
+            raise ConfigError("--inception-weights must name a file, not ''")
+        resolve_inception_weights(args.inception_weights)  # a given file must exist; the error says where
+    check_device_flag(args.device)
     run = load_run(args.run, which=args.which, device=args.device)
     if args.protocol:
         run.cfg.eval.protocol = args.protocol
@@ -119,6 +172,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         run.cfg.eval.n_samples = args.n_samples
     if args.inception_weights:
         run.cfg.eval.inception_weights = args.inception_weights
+    check_eval_fits_data(run.cfg, run.dataset, "--protocol" if args.protocol else "eval.protocol")
     # by default z is drawn as during training, so `last` reproduces the run's final eval.jsonl line
     seed = evaluation_seed(run.cfg) if args.seed is None else args.seed
     metrics = evaluate_generator(run.G, run.cfg, run.dataset, run.device, seed)
@@ -139,6 +193,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_probe(args: argparse.Namespace) -> int:
     from lipgan.analysis.command import run_probes
 
+    at_least("--n", args.n, 1)  # every probe runs on a single real and generated sample
+    check_device_flag(args.device)
     results = run_probes(args.run, args.kind, n_samples=args.n, which=args.which, device=args.device)
     for kind, summary in results.items():
         print(f"{kind}: {json.dumps(summary)}")
@@ -157,7 +213,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(path)
         return 0
     if not args.items:
-        raise ConfigError("give a grid file (e.g. configs/sweeps/embedded/lipreg_table2.yaml) or --table DIR")
+        raise ConfigError(
+            "give a grid file (e.g. sweeps/embedded/lipreg_table2, see lipgan configs) or --table DIR"
+        )
     grid, overrides = split_train_args(args.items)
     if grid is None:
         raise ConfigError("the first argument must be the grid file, before any key=value override")
@@ -189,6 +247,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] or counts["failed_kept"] else 0
 
 
+def cmd_configs(args: argparse.Namespace) -> int:
+    from lipgan.training.catalog import format_table, matching, shipped_configs
+
+    configs = matching(shipped_configs(), args.pattern)
+    if not configs:
+        raise ConfigError(f"no shipped config matches {args.pattern!r} (lipgan configs lists them all)")
+    print(format_table(configs))
+    print(
+        f"# {len(configs)} configs in {SHIPPED_CONFIGS}: give the name to lipgan train (use train) or "
+        "lipgan sweep (use sweep)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="lipgan", description=__doc__.split("\n")[0] + " Lipschitz GAN toolkit.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -200,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Overrides are dotted keys, e.g. optim.lr_d=4e-4 constraint.gradnorm=gran.",
     )
     p.add_argument(
-        "items", nargs="*", metavar="[CONFIG] [key=value]", help="config YAML (path or name in configs/)"
+        "items", nargs="*", metavar="[CONFIG] [key=value]", help="config YAML (path, or name: lipgan configs)"
     )
     p.add_argument("--resume", metavar="RUN", help="continue the run in this directory exactly")
     p.add_argument(
@@ -245,7 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the sweep: finished runs are skipped and interrupted ones resume from their checkpoint. Overrides "
         "(key=value) apply to every run.",
     )
-    p.add_argument("items", nargs="*", metavar="GRID.yaml [key=value]", help="grid file and overrides")
+    p.add_argument(
+        "items",
+        nargs="*",
+        metavar="GRID.yaml [key=value]",
+        help="grid file (a path, or a name from lipgan configs) and overrides",
+    )
     p.add_argument("--workers", type=int, default=1, help="runs at a time (default 1)")
     p.add_argument("--backend", default="local", help="local (a process pool, default) or ray")
     p.add_argument(
@@ -263,17 +341,64 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sweeps-dir", default="sweeps", help="where new sweep directories go (default sweeps)")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser(
+        "configs",
+        help="list the shipped configs with their paper, table and reported numbers",
+        description="List the configs that ship with lipgan, read from each file's header: the paper, the "
+        "table or figure it reproduces and the numbers the paper reports ('-' where there are none). Give a "
+        "name to `lipgan train NAME` (use: train) or `lipgan sweep NAME` (use: sweep); copy a file from "
+        f"{SHIPPED_CONFIGS} to change it.",
+    )
+    p.add_argument("pattern", nargs="?", help="show only the configs whose name or paper holds this text")
+    p.set_defaults(func=cmd_configs)
     return parser
 
 
+# File-system failures that are the machine's state, not a bug: a read-only or full disk, a file where a
+# folder should be, no permission.
+FILE_SYSTEM_ERRNOS = {
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EEXIST,
+    errno.ENOENT,
+}
+
+
+def _quiet_file_system_errors(hook_args) -> None:
+    """TensorBoard's writer thread meets a full or read-only disk too; the main thread reports it in one
+    line, so the thread's traceback would only repeat it. Every other thread error keeps its traceback."""
+    err = hook_args.exc_value
+    if isinstance(err, OSError) and err.errno in FILE_SYSTEM_ERRNOS:
+        return
+    threading.__excepthook__(hook_args)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a user mistake or a file-system fault is one line on stderr and exit status 2, and
+    Ctrl-C before training starts is a quiet exit 130."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    threading.excepthook = _quiet_file_system_errors
     try:
         return args.func(args)
     except LipganError as err:
         print(f"lipgan {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in FILE_SYSTEM_ERRNOS:
+            raise
+        where = f" {err.filename}" if err.filename else ""
+        print(f"lipgan {args.command}: error: cannot write or read{where}: {err.strerror}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lipgan {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

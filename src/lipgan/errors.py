@@ -21,5 +21,9 @@ class TrainingDivergedError(LipganError):
     """A NaN or Inf appeared in a training quantity; the last good checkpoint is kept."""
 
 
+class FileSystemError(LipganError):
+    """A folder that cannot be written: a read-only or full disk, no permission, a file in the way."""
+
+
 class CheckpointError(LipganError):
     """A checkpoint that is empty, truncated, unreadable, not lipgan's, corrupted, or not for this config."""

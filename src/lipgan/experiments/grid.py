@@ -172,14 +172,15 @@ def _fail(path: Path, message: str) -> None:
 
 
 def resolve_base(path: Path, base: object) -> Path:
-    """The base config: a path relative to the grid file, or a config name under `configs/`."""
+    """The base config: a path relative to the grid file, or a shipped config name (`gran/cifar10_grand`)."""
     if not isinstance(base, str) or not base:
         _fail(path, f"base must name a config file, not {base!r}")
     relative = path.parent / base
     found = relative if relative.is_file() else find_config(base)
     if not found.is_file():
         raise MissingFileError(
-            f"{path}: base config {base!r} not found (relative to the grid file or configs/)"
+            f"{path}: base config {base!r} not found (not beside the grid file, nor a shipped config: "
+            "see `lipgan configs`)"
         )
     return found
 

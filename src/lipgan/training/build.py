@@ -12,16 +12,27 @@ from lipgan.data import get_dataset
 from lipgan.errors import ConfigError, MissingFileError
 from lipgan.nets import GanPair, build_gan, count_parameters
 from lipgan.training.config import Config
+from lipgan.training.validate import check_device
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0, key: str = "device") -> torch.device:
+    """The torch device of `name` (auto, cpu, cuda, cuda:N), which must exist here; `key` names the
+    config key or CLI flag in the error."""
+    check_device(name, key)
+    setting = f"{key} {name}" if key.startswith("--") else f"{key}={name}"
+    cpu = f"{key} cpu" if key.startswith("--") else f"{key}=cpu"
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"device={name} but CUDA is not available here; use device=cpu")
+            raise ConfigError(f"{setting} but CUDA is not available here; use {cpu}")
         if name == "cuda":
             name = f"cuda:{local_rank}"
+        count = torch.cuda.device_count()
+        if int(name.split(":")[1]) >= count:
+            raise ConfigError(
+                f"{setting} but this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+            )
     return torch.device(name)
 
 
@@ -79,15 +90,65 @@ def build_models(cfg: Config, dataset, device: torch.device) -> Models:
     return Models(pair.G.to(device), D.to(device))
 
 
+FORWARD_ERRORS = (RuntimeError, ValueError, TypeError, IndexError)  # what a layer raises on a wrong shape
+
+
+def check_model_fits_data(cfg: Config, dataset) -> GanPair:
+    """Build G and D on the meta device (no memory, no weights), run G on 2 latents and D on 2 samples
+    shaped like the dataset's: an arch that does not fit the data fails here in one line, not in the first
+    step. Returns the meta pair."""
+    sample_shape = list(dataset[0][0].shape)  # [C, H, W] or [2]
+    where = f"model.arch={cfg.model.arch} does not fit data.name={cfg.data.name} (samples {sample_shape})"
+    try:
+        with torch.device("meta"):
+            pair = build_pair(cfg, dataset)
+            fake = pair.G(pair.G.sample_z(2))
+            if list(fake.shape[1:]) != sample_shape:
+                raise ConfigError(f"{where}: G makes samples {list(fake.shape[1:])}")
+            scores = pair.D(torch.empty(2, *sample_shape))
+    except FORWARD_ERRORS as err:
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ConfigError(f"{where}: {detail}") from None
+    if list(scores.shape) != [2]:
+        raise ConfigError(f"{where}: D gives {list(scores.shape)} for 2 samples, not one score per sample")
+    return pair
+
+
+def check_eval_fits_data(cfg: Config, dataset, key: str = "eval.protocol") -> None:
+    """Only image data is scored with Inception: a named protocol on points or the digits (which have
+    their own metrics and ignore it) is a mistake. A given Inception weights file must exist now, not at
+    the end of training. `key` names the config key or CLI flag of the protocol in the error."""
+    from lipgan.metrics import evaluator_kind, resolve_inception_weights
+
+    kind = evaluator_kind(dataset)
+    if kind != "image":
+        if cfg.eval.protocol != "auto":
+            raise ConfigError(
+                f"{key} {cfg.eval.protocol!r} is an Inception protocol for image data; {cfg.data.name} is "
+                f"scored with its own {kind} metrics: use auto"
+            )
+        return
+    evaluates = cfg.train.eval_at_end or cfg.train.eval_every > 0
+    if evaluates and cfg.eval.inception_weights:
+        resolve_inception_weights(cfg.eval.inception_weights)
+
+
+def check_fits_data(cfg: Config, dataset) -> None:
+    """The checks of a config against its dataset, before any compute (the model, then the evaluation)."""
+    check_model_fits_data(cfg, dataset)
+    check_eval_fits_data(cfg, dataset)
+
+
 def count_architecture_parameters(cfg: Config) -> tuple[int, int] | None:
-    """Build G and D on the meta device (no memory, no weights) so that bad `model.*` options fail now;
-    their parameter counts, or None when the dataset's files are missing and its shape is unknown."""
+    """Check the config against its dataset (`check_fits_data`) so that bad `model.*` options and an arch
+    that does not fit fail now; the parameter counts of G and D, or None when the dataset's files are
+    missing and its shape is unknown."""
     try:
         dataset = build_dataset(cfg)
     except MissingFileError:
         return None
-    with torch.device("meta"):
-        pair = build_pair(cfg, dataset)
+    pair = check_model_fits_data(cfg, dataset)
+    check_eval_fits_data(cfg, dataset)
     return count_parameters(pair.G), count_parameters(pair.D)
 
 

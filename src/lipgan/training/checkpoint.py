@@ -52,15 +52,23 @@ def save_checkpoint(state: dict, path: Path) -> None:
     """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({**state, HASH_KEY: content_hash(state)}, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save({**state, HASH_KEY: content_hash(state)}, tmp)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, or a second Ctrl-C: the previous checkpoint stays as it was
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def copy_checkpoint(source: Path, target: Path) -> None:
     """`target` becomes a copy of `source`, atomically (a temporary copy, then a rename)."""
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_bytes(source.read_bytes())
-    os.replace(tmp, target)
+    try:
+        tmp.write_bytes(source.read_bytes())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def remove_stale_temporaries(folder: Path) -> None:

@@ -1,16 +1,17 @@
 """The typed training config: one source of defaults for YAML files and `key=value` overrides.
 
-The dataclass defaults are the embedded default run (GraND on the digits, `configs/digits_grand.yaml`).
+The dataclass defaults are the embedded default run (GraND on the digits, the shipped `digits_grand.yaml`).
 
 A config is a tree of dataclasses. `load_config` reads a YAML file, applies dotted overrides such as
-`optim.lr_d=4e-4`, converts every value to its field's type, and runs `validate` (the one place where
-cross-option checks live). Every mistake raises `ConfigError` with a one-line message naming the valid keys or
-choices, before any compute starts.
+`optim.lr_d=4e-4`, converts every value to its field's type, and runs `validate` (training/validate.py: one
+rule per field, then the cross-option checks). Every mistake raises `ConfigError` with a one-line message
+naming the valid keys or choices, before any compute starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 import yaml
 
 from lipgan.errors import ConfigError, MissingFileError
+from lipgan.training.validate import validate
 
 
 @dataclass
@@ -158,9 +160,11 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
     if hint is int:
         if isinstance(value, bool):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value  # exact: float() would round or overflow a large one
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
         if not number.is_integer():
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
@@ -170,7 +174,7 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         try:
             return float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{key}: expected a number, got {value!r}") from None
     if hint is str:
         if isinstance(value, dict | list):
@@ -189,7 +193,7 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
 
 def _build(cls: type, values: dict, prefix: str = "") -> Any:
     hints = _hints(cls)
-    unknown = sorted(set(values) - set(hints))
+    unknown = sorted((key for key in values if key not in hints), key=str)  # YAML keys may be numbers
     if unknown:
         where = prefix.rstrip(".") or "the top level"
         raise ConfigError(f"unknown key {prefix}{unknown[0]} in {where}; valid keys: {', '.join(hints)}")
@@ -212,7 +216,7 @@ def parse_overrides(overrides: list[str]) -> dict:
             raise ConfigError(f"override {item!r} has an empty key")
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):  # ValueError: YAML cannot build it (2020-13-45); keep the text
             value = raw
         node = nested
         parts = key.split(".")
@@ -238,10 +242,16 @@ def _merge(base: dict, update: dict) -> dict:
 
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config {path} is a directory, not a YAML file")
     if not path.is_file():
-        raise MissingFileError(f"config file {path} does not exist")
+        raise MissingFileError(f"config file {path} does not exist (`lipgan configs` lists the shipped ones)")
     try:
-        values = yaml.safe_load(path.read_text())
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read config {path} as text: {err}") from None
+    except ValueError as err:  # a value YAML parses but cannot build: a date 2020-13-45, a 5000-digit int
+        raise ConfigError(f"{path}: YAML cannot read a value ({err})") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -253,16 +263,19 @@ def read_yaml(path: str | Path) -> dict:
     return values
 
 
-REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+# The configs ship inside the package (src/lipgan/configs/; `configs` at the repository root links there).
+# lipgan is always installed as files on disk (as torch is), so this is an ordinary directory.
+SHIPPED_CONFIGS = Path(importlib.resources.files("lipgan") / "configs")
 
 
 def find_config(name: str | Path) -> Path:
-    """A config given as a path, or as the name of a file in the repository's `configs/` (with or without
-    `.yaml`); a name found nowhere comes back as given, for the caller to report missing."""
+    """A config given as a path if that file exists; else a shipped config named by its path under
+    `SHIPPED_CONFIGS` (`gran/cifar10_grand`, with or without `.yaml`, as `lipgan configs` lists them); else
+    `name` as given, for the caller to report missing."""
     path = Path(name)
     if path.is_file():
         return path
-    for candidate in (REPO_CONFIGS / name, REPO_CONFIGS / f"{name}.yaml"):
+    for candidate in (SHIPPED_CONFIGS / path, SHIPPED_CONFIGS / f"{path}.yaml"):
         if candidate.is_file():
             return candidate
     return path
@@ -285,69 +298,3 @@ def config_from_dict(values: dict) -> Config:
 
 def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-def validate(cfg: Config) -> None:
-    """Every cross-option check, before any compute: registered names, ranges and combinations."""
-    from lipgan.constraints.gradnorm import GRADNORM_METHODS
-    from lipgan.constraints.penalty import PENALTY_SITES
-    from lipgan.constraints.spectral import SPECTRAL_VARIANTS
-    from lipgan.data import DATASETS
-    from lipgan.losses import LOSSES
-    from lipgan.nets import ARCHS
-
-    DATASETS.get(cfg.data.name)
-    ARCHS.get(cfg.model.arch)
-    LOSSES.get(cfg.loss.name)
-    PENALTY_SITES.get(cfg.penalty.at)
-    if cfg.constraint.gradnorm is not None:
-        GRADNORM_METHODS.get(cfg.constraint.gradnorm)
-    if cfg.constraint.spectral is not None:
-        SPECTRAL_VARIANTS.get(cfg.constraint.spectral)
-    _check(
-        cfg.constraint.spectral_gamma in (None, "same", "diff"),
-        f"constraint.spectral_gamma must be null, same or diff, not {cfg.constraint.spectral_gamma!r}",
-    )
-    _check(
-        cfg.constraint.spectral_gamma is None or cfg.constraint.spectral is not None,
-        "constraint.spectral_gamma needs constraint.spectral (sn, sn-strict or bsn)",
-    )
-    _check(
-        cfg.optim.name in ("adam", "rmsprop"), f"optim.name must be adam or rmsprop, not {cfg.optim.name!r}"
-    )
-    _check(
-        cfg.optim.lr_decay in ("none", "linear"),
-        f"optim.lr_decay must be none or linear, not {cfg.optim.lr_decay!r}",
-    )
-    _check(
-        len(cfg.optim.betas) == 2 and all(0.0 <= float(b) < 1.0 for b in cfg.optim.betas),
-        f"optim.betas must be two numbers in [0, 1), not {cfg.optim.betas}",
-    )
-    _check(cfg.optim.lr_g > 0 and cfg.optim.lr_d > 0, "optim.lr_g and optim.lr_d must be positive")
-    _check(cfg.optim.eps > 0, "optim.eps must be positive")
-    _check(0.0 <= cfg.optim.ema < 1.0, f"optim.ema must be in [0, 1), not {cfg.optim.ema}")
-    _check(cfg.optim.n_dis >= 1, f"optim.n_dis must be at least 1, not {cfg.optim.n_dis}")
-    _check(cfg.train.steps >= 1, f"train.steps must be at least 1, not {cfg.train.steps}")
-    for key in ("log_every", "sample_every", "ckpt_every", "eval_every", "probe_every"):
-        _check(getattr(cfg.train, key) >= 0, f"train.{key} must be 0 or more")
-    _check(cfg.data.batch_size >= 2, f"data.batch_size must be at least 2, not {cfg.data.batch_size}")
-    _check(cfg.loss.domain_scale > 0, f"loss.domain_scale must be positive, not {cfg.loss.domain_scale}")
-    _check(cfg.constraint.tau > 0, f"constraint.tau must be positive, not {cfg.constraint.tau}")
-    _check(cfg.constraint.eps >= 0, f"constraint.eps must be 0 or more, not {cfg.constraint.eps}")
-    _check(cfg.constraint.spectral_scale > 0, "constraint.spectral_scale must be positive")
-    _check(cfg.penalty.weight >= 0, f"penalty.weight must be 0 or more, not {cfg.penalty.weight}")
-    _check(cfg.cr.weight >= 0, f"cr.weight must be 0 or more, not {cfg.cr.weight}")
-    _check(0.0 <= cfg.cr.max_shift < 1.0, "cr.max_shift must be in [0, 1)")
-    _check(
-        cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
-        f"device must be auto, cpu, cuda or cuda:N, not {cfg.device!r}",
-    )
-    _check(
-        cfg.name.replace("-", "").replace("_", "").replace(".", "").isalnum(),
-        "name may hold letters, digits, - _ .",
-    )

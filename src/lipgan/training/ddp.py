@@ -65,6 +65,15 @@ def broadcast_object(obj, info: DistInfo):
     return holder[0]
 
 
+def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every rank when `flag` is true on any: the ranks stop at the same step after a signal."""
+    if not info.enabled:
+        return flag
+    value = torch.tensor([int(flag)], device=device if device.type == "cuda" else "cpu")
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

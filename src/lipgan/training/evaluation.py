@@ -62,6 +62,11 @@ EVALUATOR_OPTIONS = {
 
 def evaluate_generator(G: torch.nn.Module, cfg: Config, dataset, device: torch.device, seed: int) -> dict:
     """Metrics of `G` (put in eval mode) on the config's data, with z drawn from `seed`."""
+    from lipgan.errors import TrainingDivergedError
+    from lipgan.training.guard import module_is_finite
+
+    if not module_is_finite(G):  # metrics of NaN images are meaningless, and an SVD on them crashes
+        raise TrainingDivergedError("the generator holds NaN or inf weights; there is nothing to evaluate")
     key = evaluator_kind(dataset)
     evaluate = EVALUATORS.get(key)
     n_samples = cfg.eval.n_samples or DEFAULT_SAMPLES[key]
@@ -108,10 +113,12 @@ class Evaluator:
         return record
 
     def record_at(self, step: int) -> dict | None:
-        """This session's evaluation of `step`, if it already made one."""
+        """The training-time evaluation of `step` (this session's, or one in eval.jsonl), if there is one."""
         if self.last_record is not None and self.last_record["step"] == step:
             return self.last_record
-        return None
+        records = read_jsonl(self.session.run_dir / "eval.jsonl")
+        done = [r for r in records if r.get("step") == step and "source" not in r]
+        return done[-1] if done else None
 
     def plot_curves(self) -> None:
         plot_run_curves(self.session.run_dir, self.session.cfg.name)

@@ -19,11 +19,12 @@ from lipgan.training.run_dir import append_jsonl  # noqa: E402
 class MetricsLogger:
     """One JSON line per logged step into `metrics.jsonl`, mirrored to TensorBoard."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, purge_step: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
         self.path = run_dir / "metrics.jsonl"
-        self.writer = SummaryWriter(log_dir=str(run_dir / "tb"))
+        # on resume, TensorBoard hides the events a killed run wrote after its checkpoint
+        self.writer = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=purge_step)
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         append_jsonl(self.path, {"step": step, **scalars})

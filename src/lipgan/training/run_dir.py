@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 
-from lipgan.errors import MissingFileError
+from lipgan.errors import FileSystemError, MissingFileError
 
 RUN_PATTERN = re.compile(r"^(\d{5})-")
 
@@ -20,6 +22,8 @@ RUN_PATTERN = re.compile(r"^(\d{5})-")
 def new_run_dir(out_dir: str | Path, name: str) -> Path:
     """Create the next free `out_dir/<index>-<name>`; the index is one more than the largest in use."""
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MissingFileError(f"out_dir {out_dir} is a file, not a folder; set out_dir=DIR to another path")
     out_dir.mkdir(parents=True, exist_ok=True)
     index = next_index(out_dir)
     while True:
@@ -47,9 +51,21 @@ def create_run_dir(path: Path) -> Path:
     return path
 
 
+def require_writable(folder: Path) -> None:
+    """Fail now, with the file system's own reason, when nothing can be written in `folder` (a read-only
+    disk, no permission) rather than at the first log line or checkpoint."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise FileSystemError(f"cannot write in {folder}: {err.strerror}") from None
+
+
 def require_run_dir(path: str | Path) -> Path:
     """A run directory given on the command line, checked to hold a config and a checkpoint."""
     path = Path(path)
+    if not path.is_dir():
+        raise MissingFileError(f"run directory {path} {'is a file' if path.exists() else 'does not exist'}")
     if not (path / "config.yaml").is_file():
         raise MissingFileError(f"{path} is not a lipgan run directory (no config.yaml)")
     if not (path / "checkpoints" / "last.pt").is_file():
@@ -95,8 +111,27 @@ def write_json(path: Path, record: dict) -> None:
 
 
 def append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    """Append one line; a write that fails (a full disk) is undone, so the file never ends mid-line."""
+    size = path.stat().st_size if path.exists() else 0
+    try:
+        with open(path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+    except OSError:
+        with contextlib.suppress(OSError):  # the append's own error is the one to report
+            os.truncate(path, size)
+        raise
+
+
+def truncate_jsonl(path: Path, step: int) -> None:
+    """Keep the lines of `path` whose `step` is at most `step` (atomically; a missing file stays missing)."""
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
 
 
 def read_jsonl(path: Path) -> list[dict]:

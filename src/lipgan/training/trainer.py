@@ -7,7 +7,8 @@ data stream position, so `--resume` continues bit for bit on the same device.
 
 from __future__ import annotations
 
-import math
+import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from lipgan.training.build import (
     build_dataset,
     build_models,
     build_optimizer,
+    check_fits_data,
     lr_factor,
     resolve_device,
     set_lr,
@@ -39,8 +41,17 @@ from lipgan.training.checkpoint import (
 from lipgan.training.config import Config, dump_config, load_config
 from lipgan.training.ema import GeneratorEMA
 from lipgan.training.evaluation import Evaluator
+from lipgan.training.guard import all_finite, first_nonfinite, module_is_finite, state_tensors
+from lipgan.training.interrupt import GracefulStop
 from lipgan.training.logs import SAMPLE_WRITERS, MetricsLogger, reference_points, summarize_step
-from lipgan.training.run_dir import create_run_dir, environment_record, new_run_dir, write_json
+from lipgan.training.run_dir import (
+    create_run_dir,
+    environment_record,
+    new_run_dir,
+    require_writable,
+    truncate_jsonl,
+    write_json,
+)
 from lipgan.training.steps import (
     StepParts,
     active_regularizers,
@@ -71,6 +82,8 @@ class Session:
     fixed_z: torch.Tensor
     step: int = 0
     best: float | None = None
+    saved_step: int | None = None  # the step of checkpoints/last.pt on disk (None: none written yet)
+    resumed: bool = False
 
 
 def _local_batch(cfg: Config, info: ddp.DistInfo) -> int:
@@ -95,8 +108,12 @@ def make_step_parts(cfg: Config, models, info: ddp.DistInfo, device: torch.devic
     )
 
 
-def open_session(cfg: Config, run_dir: Path | None, resume: bool) -> Session:
-    """Build a new run (or the run `run_dir` to resume) from the config."""
+def open_session(cfg: Config, run_dir: Path | None, resume: bool, create: bool = False) -> Session:
+    """Build a new run (or the run `run_dir` to resume) from the config.
+
+    Everything that can fail on a user mistake (device, dataset, nets, the checkpoint) happens before a new
+    run directory is made: `run_dir` itself when `create` is set (a sweep names it), else the next free one
+    under `out_dir`."""
     info = ddp.init_distributed("cuda" if cfg.device.startswith("cuda") else "cpu")
     device = resolve_device(cfg.device, info.local_rank)
     if cfg.data.batch_size % info.world_size:
@@ -104,6 +121,7 @@ def open_session(cfg: Config, run_dir: Path | None, resume: bool) -> Session:
 
         raise ConfigError(f"data.batch_size={cfg.data.batch_size} must divide by the {info.world_size} ranks")
     dataset = build_dataset(cfg)
+    check_fits_data(cfg, dataset)
     models = build_models(cfg, dataset, device)
     parts = make_step_parts(cfg, models, info, device)
     ema = GeneratorEMA(models.G, cfg.optim.ema, cfg.optim.ema_start) if cfg.optim.ema > 0 else None
@@ -114,17 +132,30 @@ def open_session(cfg: Config, run_dir: Path | None, resume: bool) -> Session:
     aux_gen = torch.Generator().manual_seed(cfg.seed + AUX_SEED_OFFSET * (info.rank + 1))
     grid_gen = torch.Generator().manual_seed(cfg.seed)
     fixed_z = models.G.sample_z(cfg.train.grid_size, generator=grid_gen, device="cpu")
-    if run_dir is None:
-        run_dir = ddp.broadcast_object(new_run_dir(cfg.out_dir, cfg.name) if info.is_main else None, info)
-    session = Session(cfg, run_dir, device, info, dataset, parts, ema, stream, z_gen, aux_gen, fixed_z)
-    torch.manual_seed(cfg.seed + info.rank)
     if resume:
+        session = Session(cfg, run_dir, device, info, dataset, parts, ema, stream, z_gen, aux_gen, fixed_z)
+        torch.manual_seed(cfg.seed + info.rank)
+        if info.is_main:
+            require_writable(run_dir)
         remove_stale_temporaries(run_dir / "checkpoints")
         path = run_dir / "checkpoints" / "last.pt"
         restore(session, load_checkpoint(path, device), path)
-    elif info.is_main:
-        (run_dir / "config.yaml").write_text(dump_config(cfg))
-        write_json(run_dir / "env.json", environment_record(cfg.seed, device, info.world_size))
+        if info.is_main:  # the logs may run ahead of the checkpoint after a kill: no step appears twice
+            truncate_jsonl(run_dir / "metrics.jsonl", session.step)
+            truncate_jsonl(run_dir / "eval.jsonl", session.step)
+        return session
+    if info.is_main:
+        run_dir = create_run_dir(Path(run_dir)) if create else new_run_dir(cfg.out_dir, cfg.name)
+    run_dir = ddp.broadcast_object(run_dir, info)
+    try:
+        if info.is_main:
+            (run_dir / "config.yaml").write_text(dump_config(cfg))
+            write_json(run_dir / "env.json", environment_record(cfg.seed, device, info.world_size))
+    except KeyboardInterrupt:  # Ctrl-C during start-up leaves no half-made run behind
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    session = Session(cfg, run_dir, device, info, dataset, parts, ema, stream, z_gen, aux_gen, fixed_z)
+    torch.manual_seed(cfg.seed + info.rank)
     return session
 
 
@@ -159,13 +190,27 @@ def restore(s: Session, state: dict, path: Path) -> None:
     set_rng_state(state["rng"], s.device)
     s.step = int(state["step"])
     s.best = state["best"]
+    s.saved_step = s.step
+    s.resumed = True
 
 
 def save(s: Session, name: str = "last") -> Path:
+    """Write the checkpoint `name`; a state with a NaN or inf anywhere in the nets is never written."""
     path = s.run_dir / "checkpoints" / f"{name}.pt"
+    nets = [ddp.unwrap(s.parts.G), s.parts.D] + ([s.ema.model] if s.ema is not None else [])
+    if not all(module_is_finite(net) for net in nets):
+        raise TrainingDivergedError(f"step {s.step}: the nets hold non-finite values; {_kept_checkpoint(s)}")
     if s.info.is_main:
         save_checkpoint(checkpoint_state(s), path)
+        if name == "last":
+            s.saved_step = s.step
     return path
+
+
+def _kept_checkpoint(s: Session) -> str:
+    if s.saved_step is None:
+        return "no checkpoint had been saved yet"
+    return f"the last good checkpoint is {s.run_dir / 'checkpoints' / 'last.pt'} (step {s.saved_step})"
 
 
 def sample_generator(s: Session) -> torch.nn.Module:
@@ -186,14 +231,15 @@ def write_samples(s: Session) -> Path:
     )
 
 
-def _check_finite(s: Session, scalars: dict[str, float]) -> None:
-    for key in ("d_loss", "d_total", "g_loss"):
-        value = scalars.get(key)
-        if value is not None and not math.isfinite(value):
-            raise TrainingDivergedError(
-                f"step {s.step}: {key} became {value}; training stopped, last good checkpoint is "
-                f"{s.run_dir / 'checkpoints' / 'last.pt'}"
-            )
+def _guard(s: Session, net: torch.nn.Module, losses: dict[str, torch.Tensor], what: str) -> None:
+    """The NaN guard after one update: the losses and the updated net, in one fused check."""
+    if all_finite(state_tensors(net), losses.values()):
+        return
+    bad = first_nonfinite(losses) or f"{what}'s weights"
+    raise TrainingDivergedError(
+        f"step {s.step + 1}: {bad} became non-finite in {what}'s update; training stopped, "
+        f"{_kept_checkpoint(s)}"
+    )
 
 
 def train_one_step(s: Session) -> dict[str, torch.Tensor]:
@@ -209,8 +255,10 @@ def train_one_step(s: Session) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             fake = G_plain(G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device))
         stats = discriminator_step(p, real, fake, s.aux_gen)
+        _guard(s, p.D, {"d_loss": stats["d_loss"], "d_total": stats["d_total"]}, "D")
     stats["real"], stats["fake"] = real, fake
     stats.update(generator_step(p, G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device)))
+    _guard(s, G_plain, {"g_loss": stats["g_loss"]}, "G")
     s.step += 1
     if s.ema is not None:
         s.ema.update(G_plain, s.step)
@@ -221,20 +269,35 @@ def _due(every: int, step: int, total: int) -> bool:
     return every > 0 and (step % every == 0 or step == total)
 
 
-def run_training(s: Session, stop_after: int | None = None, progress: bool = True) -> dict:
-    """Train until `train.steps` generator steps (or `stop_after` more), saving `last` on the way."""
+def _eval_skipped(s: Session, evaluator: Evaluator) -> bool:
+    """An evaluation was due at the resumed step (before the last one) but eval.jsonl has none."""
+    every = s.cfg.train.eval_every
+    due = every > 0 and 0 < s.step < s.cfg.train.steps and s.step % every == 0
+    return due and evaluator.record_at(s.step) is None
+
+
+def run_training(
+    s: Session, stop_after: int | None = None, progress: bool = True, stop: GracefulStop | None = None
+) -> dict:
+    """Train until `train.steps` generator steps (or `stop_after` more), saving `last` on the way.
+
+    `stop` (entered by the caller) is read between steps: a SIGINT or SIGTERM ends the loop after the
+    step in progress, with a checkpoint of it."""
     cfg = s.cfg
-    logger = MetricsLogger(s.run_dir) if s.info.is_main else None
+    stop = stop if stop is not None else GracefulStop()
+    purge_step = s.step + 1 if s.resumed else None
+    logger = MetricsLogger(s.run_dir, purge_step) if s.info.is_main else None
     evaluator = Evaluator(s) if s.info.is_main else None
     target = cfg.train.steps if stop_after is None else min(cfg.train.steps, s.step + stop_after)
     show = progress and s.info.is_main
     bar = tqdm(total=cfg.train.steps, initial=s.step, desc=cfg.name, disable=not show, unit="step")
     started, first_step = time.perf_counter(), s.step
-    try:
-        while s.step < target:
+    try:  # the bar is closed before any message, so an error never shares its line
+        if evaluator is not None and s.resumed and _eval_skipped(s, evaluator):
+            evaluator.evaluate_and_track()  # the interruption came between the checkpoint and this eval
+        while s.step < target and not ddp.any_rank(stop.requested, s.info, s.device):
             stats = train_one_step(s)
             real, fake = stats.pop("real"), stats.pop("fake")
-            _check_finite(s, {k: float(v) for k, v in stats.items() if v.dim() == 0})
             bar.update(1)
             if logger is not None and _due(cfg.train.log_every, s.step, cfg.train.steps):
                 if "n_real" not in stats:
@@ -253,15 +316,20 @@ def run_training(s: Session, stop_after: int | None = None, progress: bool = Tru
                 save(s)
             if evaluator is not None and cfg.train.eval_every and s.step % cfg.train.eval_every == 0:
                 evaluator.evaluate_and_track()
-    except KeyboardInterrupt:
-        save(s)
+    finally:
         bar.close()
-        print(
-            f"interrupted at step {s.step}; checkpoint saved. Resume with: lipgan train --resume {s.run_dir}"
-        )
-        return {"interrupted": True, "step": s.step}
-    bar.close()
+        if logger is not None:
+            logger.close()
     save(s)
+    if stop.requested:
+        if s.info.is_main:
+            print(
+                f"{stop.name} at step {s.step}: stopped after the step, checkpoint saved. "
+                f"Resume with: lipgan train --resume {s.run_dir}",
+                file=sys.stderr,
+            )
+        ddp.barrier(s.info)
+        return {"interrupted": True, "step": s.step, "exit_code": stop.exit_code}
     result = {"interrupted": False, "step": s.step}
     if s.info.is_main:
         write_samples(s)
@@ -271,8 +339,6 @@ def run_training(s: Session, stop_after: int | None = None, progress: bool = Tru
             result["eval"] = evaluator.record_at(s.step) or evaluator.evaluate_and_track()
         if cfg.train.plots:
             evaluator.plot_curves()
-    if logger is not None:
-        logger.close()
     ddp.barrier(s.info)
     return result
 
@@ -310,11 +376,11 @@ def train(
         session = open_session(cfg, run_dir, resume=True)
     else:
         cfg = cfg if cfg is not None else load_config(config_path, overrides)
-        if run_dir is not None:
-            run_dir = create_run_dir(Path(run_dir))
-        session = open_session(cfg, run_dir, resume=False)
+        run_dir = Path(run_dir) if run_dir is not None else None
+        session = open_session(cfg, run_dir, resume=False, create=run_dir is not None)
     try:
-        result = run_training(session, stop_after, progress)
+        with GracefulStop() as stop:
+            result = run_training(session, stop_after, progress, stop)
         result["is_main"] = session.info.is_main
     finally:
         ddp.shutdown(session.info)
