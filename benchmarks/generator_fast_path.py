@@ -4,7 +4,7 @@
     python benchmarks/generator_fast_path.py --arch sngan-cnn --batch 64 --repeats 5
 
 Each timing is the median wall time of `repeats` full G updates (forward of G and D, input gradient, loss,
-backward into G, Adam step); PAPERS.md §1 ("Generator step without a double backward").
+backward into G, Adam step); docs/methods.md §2.8.
 """
 
 from __future__ import annotations

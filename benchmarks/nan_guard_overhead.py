@@ -3,9 +3,10 @@
     python benchmarks/nan_guard_overhead.py --rounds 10 --steps 20
 
 One session of the default config trains with the guard on and with `trainer._guard` replaced by a no-op,
-alternating blocks of `steps` generator steps for `rounds` rounds in ABBA order, so that machine noise hits both arms
-alike. Both arms continue the same run. It prints the median time per generator step of each arm and the
-guard's share of a step; the guard itself is timed alone too, on the session's nets, as a cross-check.
+in alternating blocks of `steps` generator steps for `rounds` rounds in ABBA order, so that machine noise
+hits both arms alike. Both arms continue the same run. It prints the median time per generator step of
+each arm and the guard's share of a step; the guard itself is timed alone too, on the session's nets, as a
+cross-check.
 """
 
 from __future__ import annotations

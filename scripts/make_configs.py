@@ -1,7 +1,8 @@
 """Write the YAML config of every paper setting under src/lipgan/configs/ (GraN, GN, PGN, BSSN, LipReg).
 
-Each setting is a row of a text table below, read from PAPERS.md (§5 training settings, §6 architectures,
-§9 reported numbers) and from the paper texts; "-" marks an empty cell. Edit a table, then run
+Each setting is a row of a text table below, read from docs/methods.md (§6.5 training settings,
+§7 architectures, §11 reported numbers) and from the paper texts; "-" marks an empty cell. Edit a table,
+then run
 
     python scripts/make_configs.py [--out DIR]
 
@@ -76,7 +77,7 @@ def spectral(variant: str, scale: float = 1.0, output_scale: float = 1.0, **extr
 
 
 def penalty(center: float = 1.0) -> dict:
-    """WGAN-GP's term, lambda = 10 at random interpolates, centred at `center` (PAPERS.md §3)."""
+    """WGAN-GP's term, lambda = 10 at random interpolates, centred at `center` (docs/methods.md §4.2)."""
     return {"penalty": {"weight": 10.0, "center": center, "at": "interpolates"}}
 
 

@@ -1,7 +1,9 @@
 """The shipped YAML configs (src/lipgan/configs/): every file validates, the paper settings are exactly what
-`scripts/make_configs.py` writes, and they carry the papers' settings and reported numbers (PAPERS.md §5, §9).
+`scripts/make_configs.py` writes, and they carry the papers' settings and reported numbers
+(docs/methods.md §6.5, §11).
 
-The expected values below are typed in from PAPERS.md and the papers, not read from the generator's tables.
+The expected values below are typed in from docs/methods.md and the papers, not read from the generator's
+tables.
 """
 
 from __future__ import annotations
@@ -112,8 +114,8 @@ def test_toy_ns_baseline_differs_from_the_gn_config_only_by_the_constraint():
     assert (gn["constraint"]["gradnorm"], ns["constraint"]["gradnorm"]) == ("gn", None)
 
 
-# PAPERS.md §9: the reported FIDs, rounded there to two decimals.
-PAPERS_MD_FID = {
+# docs/methods.md §11: the reported FIDs, rounded there to two decimals.
+REPORTED_FID = {
     "gran/cifar10_grand": 14.97,
     "gran/cifar10_granc": 16.36,
     "gran/cifar10_sngan": 17.11,
@@ -133,11 +135,11 @@ PAPERS_MD_FID = {
 }
 
 
-@pytest.mark.parametrize("stem", sorted(PAPERS_MD_FID))
+@pytest.mark.parametrize("stem", sorted(REPORTED_FID))
 def test_header_reports_the_papers_fid(stem):
     match = re.search(r"FID (\d+\.\d+)", first_line(CONFIGS / f"{stem}.yaml"))
     assert match is not None
-    assert float(match.group(1)) == pytest.approx(PAPERS_MD_FID[stem], abs=0.006)
+    assert float(match.group(1)) == pytest.approx(REPORTED_FID[stem], abs=0.006)
 
 
 def lipschitz_constant(cfg) -> float:

@@ -1,6 +1,6 @@
-"""Gradient normalizations (PAPERS.md §1) on tiny piecewise-linear discriminators, in float64.
+"""Gradient normalizations (docs/methods.md §2) on tiny piecewise-linear discriminators, in float64.
 
-The expected values are written out here from PAPERS.md §1, independently of the formulas in
+The expected values are written out here from docs/methods.md §2, independently of the formulas in
 ``lipgan.constraints.gradnorm_methods``; ``f`` and ``∇ₓf`` are computed with plain autograd.
 """
 
@@ -13,7 +13,6 @@ from torch import Tensor, nn
 from lipgan.constraints.gradnorm import (
     GRADNORM_METHODS,
     GradNormD,
-    generator_input_grad_scale,
     gradient_normalize,
     gradient_normalize_with_raw,
 )
@@ -27,7 +26,7 @@ TAU, EPS = 1.25, 0.3  # K = 0.8; not the defaults, so a swapped or ignored argum
 K = 1.0 / TAU
 EXACT = {"rtol": 1e-10, "atol": 1e-12}  # same float64 arithmetic in another order
 
-# f̂ as a function of f, n = ||∇f|| and n1 = ||𝟙 − ∇f|| (PAPERS.md §1 table).
+# f̂ as a function of f, n = ||∇f|| and n1 = ||𝟙 − ∇f|| (docs/methods.md §2.1 table).
 EXPECTED_OUTPUT = {
     "gn": lambda f, n, n1: f / (n + f.abs()),
     "gn1": lambda f, n, n1: f / (n + 1),
@@ -47,6 +46,17 @@ EXPECTED_INPUT_GRAD_NORM = {
     "gran-inv": lambda f, n, n1: K * n / (n + EPS),
     "pgn": lambda f, n, n1: n * n1 / (n1 + (1 - f).abs()) ** 2,
     "pgn-grad": lambda f, n, n1: (n / (n + (1 - f).abs())) ** 2,
+}
+
+# c = ∂f̂/∂f at a fixed norm, so that ∇ₓf̂ = c · ∇ₓf for piecewise-linear f (docs/methods.md §2.8 table).
+EXPECTED_INPUT_GRAD_SCALE = {
+    "gn": lambda f, n, n1: n / (n + f.abs()) ** 2,
+    "gn1": lambda f, n, n1: 1 / (n + 1),
+    "gn0": lambda f, n, n1: 1 / n,
+    "gran": lambda f, n, n1: n / (TAU * (n**2 + EPS)),
+    "gran-inv": lambda f, n, n1: 1 / (TAU * (n + EPS)),
+    "pgn": lambda f, n, n1: -n1 / (n1 + (1 - f).abs()) ** 2,
+    "pgn-grad": lambda f, n, n1: -n / (n + (1 - f).abs()) ** 2,
 }
 
 
@@ -159,9 +169,8 @@ def test_input_gradient_norm_equals_closed_form(method, net, mode):
     (grad_out,) = torch.autograd.grad(out.sum(), x)
     expected = EXPECTED_INPUT_GRAD_NORM[method](f, n, n1)
     torch.testing.assert_close(per_sample_norm(grad_out), expected, rtol=1e-9, atol=1e-12)
-    # and the direction is ±∇f with the tabulated scale c (m is the norm the method divides by)
-    m = n1 if method == "pgn" else n
-    scale = generator_input_grad_scale(method, f, m, TAU, EPS)
+    # and the direction is ±∇f with the tabulated scale c
+    scale = EXPECTED_INPUT_GRAD_SCALE[method](f, n, n1)
     torch.testing.assert_close(grad_out, scale.view(-1, *[1] * (x.dim() - 1)) * grad_f, rtol=1e-9, atol=1e-12)
 
 

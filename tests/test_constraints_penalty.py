@@ -1,4 +1,4 @@
-"""Gradient penalties of PAPERS.md §3 against hand-computed values for linear and quadratic critics."""
+"""Gradient penalties of docs/methods.md §4 against hand-computed values for linear and quadratic critics."""
 
 from __future__ import annotations
 

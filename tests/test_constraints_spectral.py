@@ -1,4 +1,4 @@
-"""Spectral normalizations (PAPERS.md §2): sn, sn-strict, bsn, scaling, γ variants, state handling."""
+"""Spectral normalizations (docs/methods.md §3): sn, sn-strict, bsn, scaling, γ variants, state handling."""
 
 import copy
 import math

@@ -1,4 +1,5 @@
-"""Losses of PAPERS.md §4 against their table rows, domain scaling (LipReg Eq. 11) and its α -> 0 limit."""
+"""Losses of docs/methods.md §5 against their table rows, domain scaling (LipReg Eq. 11) and its α -> 0
+limit."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def _relu(x):
     return np.maximum(x, 0.0)
 
 
-# PAPERS.md §4, written independently with numpy: (d_real(r), d_fake(f), g_fake(f)), reals pushed up.
+# docs/methods.md §5.1, written independently with numpy: (d_real(r), d_fake(f), g_fake(f)), reals pushed up.
 TABLE = {
     "minimax": (lambda r: _softplus(-r), lambda f: _softplus(f), lambda f: -_softplus(f)),
     "ns": (lambda r: _softplus(-r), lambda f: _softplus(f), lambda f: _softplus(-f)),
@@ -83,7 +84,7 @@ def test_batch_losses_are_means_of_terms(name):
 
 
 def test_reals_pushed_up_fakes_down():
-    """Descending d_loss raises real outputs and lowers fake outputs at 0 (PAPERS.md, conventions)."""
+    """Descending d_loss raises real outputs and lowers fake outputs at 0 (docs/methods.md §1.2)."""
     for name in TABLE:
         slopes = loss_derivatives(get_loss(name), [0.0])
         assert slopes["d_real"].item() < 0, name

@@ -1,6 +1,5 @@
 """The embedded-digits metrics: packaged classifier, classifier score and Fréchet distance, evaluator."""
 
-import math
 from pathlib import Path
 
 import pytest
@@ -121,4 +120,17 @@ def test_digits_evaluator_on_real_held_out_digits_reproduces_the_reference():
 def test_unknown_evaluator_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="digits, image, points"):
         EVALUATORS.get("audio")
-    assert math.isfinite(digits_module.MIN_SPLIT_SIZE)
+
+
+def test_digits_is_takes_ten_splits_once_each_holds_the_minimum():
+    """docs/methods.md §9.5: 10 splits when every split holds at least MIN_SPLIT_SIZE images, else 1."""
+    threshold = digits_module.IS_SPLITS * digits_module.MIN_SPLIT_SIZE
+    assert (digits_module.IS_SPLITS, digits_module.MIN_SPLIT_SIZE) == (10, 100)
+    assert split_count(threshold) == 10 and split_count(threshold - 1) == 1
+    images = load_digits_split(16).train_images  # 1437 digits
+    _, logits = classifier_outputs(images[:threshold])
+    ten, one = classifier_score(logits, 10), classifier_score(logits, 1)
+    assert abs(ten - one) > 1e-3  # the two split counts give different scores on these digits
+    assert digits_metrics(images[:threshold], images)["digits_is"] == ten
+    _, fewer = classifier_outputs(images[: threshold - 1])
+    assert digits_metrics(images[: threshold - 1], images)["digits_is"] == classifier_score(fewer, 1)

@@ -32,6 +32,7 @@ from lipgan.metrics.inception import (
     inception_extractor,
     inception_score,
     kernel_inception_distance,
+    kid_subset_size,
     real_cache_name,
     real_features,
     resolve_inception_weights,
@@ -271,6 +272,23 @@ def test_kid_caps_the_subset_size_below_the_sample_count(features):
         verbose=False,
     )
     assert ours["kid"] == capped["kernel_inception_distance_mean"]
+
+
+@pytest.mark.parametrize(("n_fake", "n_real"), [(40, 24), (24, 40), (24, 24)])
+def test_kid_caps_the_subset_size_at_the_smaller_of_both_counts(n_fake, n_real):
+    """More fakes than reals as well as fewer (docs/methods.md §9.3), on synthetic features."""
+    gen = torch.Generator().manual_seed(0)
+    fake = torch.randn(n_fake, 16, generator=gen, dtype=torch.float64) + 0.3
+    real = torch.randn(n_real, 16, generator=gen, dtype=torch.float64)
+    assert kid_subset_size(n_fake, n_real) == 24
+    assert kid_subset_size(n_fake, n_real, subset_size=10) == 10
+    ours = kernel_inception_distance(fake, real, subset_size=1000, n_subsets=KID_SUBSETS)
+    reference = kid_features_to_metric(
+        fake, real, kid_subset_size=24, kid_subsets=KID_SUBSETS, rng_seed=0, verbose=False
+    )
+    assert ours["kid"] == reference["kernel_inception_distance_mean"]
+    assert ours["kid_std"] == reference["kernel_inception_distance_std"]
+    assert ours["kid"] > 0.01  # the shifted fakes are told apart from the reals
 
 
 def test_full_size_input_goes_through_the_same_features(weights, images, monkeypatch):

@@ -46,6 +46,20 @@ def test_uneven_histogram_matches_the_kl_formula():
     torch.testing.assert_close(toy_metrics(points, centers, STD)["mode_kl"], expected, rtol=1e-12, atol=0.0)
 
 
+def test_mode_kl_counts_only_the_high_quality_samples():
+    centers = ring_centers(4)  # (1, 0), (0, 1), (−1, 0), (0, −1)
+    on_modes = torch.cat([centers[0:1].repeat(3, 1), centers[1:2]])  # histogram [3/4, 1/4, 0, 0]
+    # 4 samples 0.5 from centre 2, nearest to it but far outside 3σ: they must not enter the histogram
+    off_mode = centers[2:3].repeat(4, 1) + torch.tensor([[-0.5, 0.0]], dtype=torch.float64)
+    metrics = toy_metrics(torch.cat([on_modes, off_mode]), centers, STD)
+    assert metrics["modes_covered"] == 2 and metrics["hq_fraction"] == 0.5
+    expected = 0.75 * math.log(0.75 * 4) + 0.25 * math.log(0.25 * 4)
+    torch.testing.assert_close(metrics["mode_kl"], expected, rtol=1e-12, atol=0.0)
+    # over all samples it would be the histogram [3/8, 1/8, 4/8, 0], a different number
+    over_all = sum(p * math.log(4 * p) for p in (3 / 8, 1 / 8, 4 / 8))
+    assert abs(over_all - expected) > 0.1
+
+
 def test_far_away_noise_has_no_high_quality_samples():
     centers = ring_centers(8)
     points = torch.randn(100, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.1 + 10.0

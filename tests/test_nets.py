@@ -1,4 +1,5 @@
-"""Architectures of PAPERS.md §6: shapes, parameter counts, initializations, piecewise linearity of D."""
+"""Architectures of docs/methods.md §7: shapes, parameter counts, initializations, piecewise linearity
+of D."""
 
 from __future__ import annotations
 
@@ -356,7 +357,7 @@ def hessian_vector_product(D: nn.Module, x: torch.Tensor, v: torch.Tensor) -> to
 
 @pytest.mark.parametrize(("arch", "options"), HESSIAN_CASES)
 def test_discriminator_hessian_vanishes(arch, options):
-    """Piecewise-linear D (biases kept): its input Hessian is zero a.e. (PAPERS.md conventions)."""
+    """Piecewise-linear D (biases kept): its input Hessian is zero a.e. (docs/methods.md §1.3)."""
     pair = build_gan(arch, **options)
     D = pair.D.double()
     x = example_input(pair, batch=1)

@@ -160,6 +160,31 @@ def test_save_then_load_round_trips_and_leaves_no_temporary(tmp_path):
     assert path.with_name("best.pt").read_bytes() == path.read_bytes()
 
 
+def test_a_failure_inside_torch_save_leaves_the_old_checkpoint_intact(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "last.pt"
+    save_checkpoint({"step": 1, "G": {"w": torch.ones(3)}, "D": {"w": torch.zeros(2)}}, path)
+    before = path.read_bytes()
+    real_save = torch.save
+    targets = []
+
+    def crashing_save(obj, f, *args, **kwargs):
+        """Write the file, cut it short as a crash in the middle would, then fail."""
+        targets.append(f)
+        real_save(obj, f, *args, **kwargs)
+        with open(f, "r+b") as file:
+            file.truncate(64)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", crashing_save)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint({"step": 2, "G": {"w": torch.full((3,), 2.0)}, "D": {"w": torch.ones(2)}}, path)
+    assert targets == [path.with_name("last.pt.tmp")]  # torch.save never wrote to the checkpoint itself
+    assert path.read_bytes() == before
+    monkeypatch.setattr(torch, "save", real_save)
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # the cut temporary is gone too
+
+
 def test_a_checkpoint_without_a_hash_still_loads(tmp_path):
     """Checkpoints written before the hash existed are accepted as they are."""
     path = tmp_path / "old.pt"

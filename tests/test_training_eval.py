@@ -15,6 +15,7 @@ from lipgan.cli import main
 from lipgan.errors import TrainingDivergedError
 from lipgan.metrics import write_random_inception_weights
 from lipgan.training import steps as steps_module
+from lipgan.training.build import build_dataset
 from lipgan.training.config import SHIPPED_CONFIGS, Config, config_from_dict, load_config
 from lipgan.training.evaluation import evaluate_generator, evaluation_seed
 from lipgan.training.load import load_run
@@ -37,13 +38,87 @@ def test_toy_run_evaluates_periodically_and_keeps_the_best(tmp_path):
     lines = _eval_lines(run_dir)
     assert [line["step"] for line in lines] == [2, 4]  # the end coincides with a periodic evaluation
     assert result["eval"] == lines[-1]  # and the run's summary still reports it
-    for line in lines:
-        assert line["checkpoint"] == "checkpoints/last.pt"
-        assert 0 <= line["modes_covered"] <= 8 and 0.0 <= line["hq_fraction"] <= 1.0
-        assert 0.0 <= line["mode_kl"] <= math.log(8) + 1e-12
-    assert (run_dir / "checkpoints" / "best.pt").is_file()
-    best = min(lines, key=lambda line: line["mode_kl"])
-    assert torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)["best"] == best["mode_kl"]
+    assert all(line["checkpoint"] == "checkpoints/last.pt" for line in lines)
+    best = min(lines, key=lambda line: line["mode_kl"])  # the first of equal ones: only a better one moves it
+    best_state = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
+    assert (best_state["best"], best_state["step"]) == (best["mode_kl"], best["step"])
+    assert [line.get("best", False) for line in lines] == [line is best for line in lines]
+    # each recorded line is exactly the metrics of its checkpoint's (EMA) generator
+    for which, line in (("last", lines[-1]), ("best", best)):
+        run = load_run(run_dir, which)
+        again = evaluate_generator(run.G, run.cfg, run.dataset, run.device, evaluation_seed(run.cfg))
+        assert set(again) == {"modes_covered", "hq_fraction", "mode_kl"}
+        assert again == {key: line[key] for key in again}
+
+
+class PointsG(torch.nn.Module):
+    """A stand-in generator that returns fixed points, cycling through them, whatever z is."""
+
+    z_dim = 2
+
+    def __init__(self, points: torch.Tensor):
+        super().__init__()
+        self.points = points
+
+    def sample_z(self, n, generator=None, device=None):
+        return torch.randn(n, self.z_dim, generator=generator)
+
+    def forward(self, z):
+        return self.points.repeat(len(z) // len(self.points) + 1, 1)[: len(z)]
+
+
+@pytest.mark.parametrize(
+    ("placement", "expected"),
+    [
+        ("one mode", {"modes_covered": 1, "hq_fraction": 1.0, "mode_kl": math.log(8)}),
+        ("every mode", {"modes_covered": 8, "hq_fraction": 1.0, "mode_kl": 0.0}),
+        ("half off", {"modes_covered": 4, "hq_fraction": 0.5, "mode_kl": math.log(2)}),
+    ],
+)
+def test_evaluating_a_toy_generator_gives_the_known_values(tmp_path, placement, expected):
+    cfg = load_config(None, toy_overrides(tmp_path, 1, **{"eval.n_samples": 800}))
+    dataset = build_dataset(cfg)
+    centers = dataset.centers.double()  # [8, 2]
+    points = {
+        "one mode": centers[3:4],
+        "every mode": centers,
+        # modes 0, 2, 4, 6 hit, and as many points 5σ beside modes 1, 3, 5, 7 (outside the 3σ radius)
+        "half off": torch.cat([centers[0::2], centers[1::2] + torch.tensor([5 * dataset.std, 0.0])]),
+    }[placement]
+    metrics = evaluate_generator(PointsG(points.float()), cfg, dataset, torch.device("cpu"), seed=0)
+    assert metrics["modes_covered"] == expected["modes_covered"]
+    assert metrics["hq_fraction"] == expected["hq_fraction"]
+    torch.testing.assert_close(metrics["mode_kl"], expected["mode_kl"], rtol=0.0, atol=1e-12)
+
+
+class SignPickerG(torch.nn.Module):
+    """A stand-in generator that puts each sample on mode 0 or mode 4 by the sign of its latent."""
+
+    z_dim = 1
+
+    def __init__(self, centers: torch.Tensor):
+        super().__init__()
+        self.centers = centers
+
+    def sample_z(self, n, generator=None, device=None):
+        return torch.randn(n, self.z_dim, generator=generator)
+
+    def forward(self, z):
+        return self.centers[(z[:, 0] > 0).long() * 4]
+
+
+@pytest.mark.parametrize("seed", [3, 5])  # not 0: the global RNG starts at seed 0 in every test
+def test_evaluation_draws_z_from_its_seed(tmp_path, seed):
+    n = 64
+    cfg = load_config(None, toy_overrides(tmp_path, 1, **{"eval.n_samples": n}))
+    dataset = build_dataset(cfg)
+    metrics = evaluate_generator(SignPickerG(dataset.centers), cfg, dataset, torch.device("cpu"), seed)
+    z = torch.randn(n, 1, generator=torch.Generator().manual_seed(seed))
+    share = float((z > 0).double().mean())  # of the samples on mode 4; the rest are on mode 0
+    assert 0 < share < 1
+    expected = share * math.log(8 * share) + (1 - share) * math.log(8 * (1 - share))
+    assert metrics["modes_covered"] == 2 and metrics["hq_fraction"] == 1.0
+    torch.testing.assert_close(metrics["mode_kl"], expected, rtol=1e-12, atol=0.0)
 
 
 def test_lipgan_eval_reproduces_the_runs_final_evaluation(tmp_path, capsys):
@@ -157,8 +232,46 @@ def test_lipgan_eval_on_an_image_run(tmp_path, small_inception, capsys):
     (line,) = _eval_lines(run_dir)
     for key in ("is_mean", "is_std", "fid", "kid_mean", "kid_std"):
         assert math.isfinite(line[key]) and key in out
-    assert line["n_fake"] == 12 and line["step"] == 1 and line["checkpoint"] == "checkpoints/last.pt"
-    assert line["fid"] > 0
+    assert line["n_fake"] == 12 and line["n_real"] == 10  # the tiny CIFAR-10 has 10 train images
+    assert line["step"] == 1 and line["checkpoint"] == "checkpoints/last.pt"
+    # the line is exactly the metrics of the run's generator under the same settings and seed
+    run = load_run(run_dir)
+    run.cfg.eval.protocol, run.cfg.eval.n_samples = "quick", 12
+    run.cfg.eval.inception_weights = str(small_inception)
+    again = evaluate_generator(run.G, run.cfg, run.dataset, run.device, evaluation_seed(run.cfg))
+    assert again == {key: line[key] for key in again}
+
+
+class ImagesG(torch.nn.Module):
+    """A stand-in generator that returns the given images in order, whatever z is."""
+
+    z_dim = 4
+
+    def __init__(self, images: torch.Tensor):
+        super().__init__()
+        self.images, self.position = images, 0
+
+    def sample_z(self, n, generator=None, device=None):
+        return torch.zeros(n, self.z_dim)
+
+    def forward(self, z):
+        batch = self.images[self.position : self.position + len(z)]
+        self.position += len(z)
+        return batch
+
+
+def test_a_generator_that_returns_the_real_images_has_zero_fid(tmp_path, small_inception):
+    data_root = tmp_path / "data"
+    write_fake_cifar10(data_root)
+    cfg = load_config(None, _cifar_overrides(tmp_path, data_root))
+    cfg.eval.protocol, cfg.eval.inception_weights = "quick", str(small_inception)
+    dataset = build_dataset(cfg)
+    real = torch.stack([dataset[i][0] for i in range(len(dataset))])  # [10, 3, 32, 32] in [−1, 1]
+    cfg.eval.n_samples = len(real)
+    metrics = evaluate_generator(ImagesG(real), cfg, dataset, torch.device("cpu"), seed=0)
+    assert metrics["n_fake"] == metrics["n_real"] == len(real) == 10
+    # the same images give the same pool3 features: FID 0 up to the float32 features' round-off
+    torch.testing.assert_close(metrics["fid"], 0.0, rtol=0.0, atol=1e-9)
 
 
 def test_missing_inception_weights_is_one_line(tmp_path, capsys, monkeypatch):

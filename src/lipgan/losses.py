@@ -1,4 +1,4 @@
-"""GAN losses compared in LipReg, with domain scaling (PAPERS.md §4).
+"""GAN losses compared in LipReg, with domain scaling (docs/methods.md §5).
 
 Each loss is three elementwise terms of the raw discriminator output ``ω`` (after any normalization):
 the real term and the fake term of the discriminator loss, and the fake term of the generator loss.

@@ -1,4 +1,4 @@
-"""Probes and plots that reproduce the analyses of the five papers (PAPERS.md §8), each a command.
+"""Probes and plots that reproduce the analyses of the five papers (docs/methods.md §10), each a command.
 
 Kinds (``PROBES``): ``grad-norms`` (GraN Fig. 3), ``finite-diff`` (GraN Fig. 4), ``lipschitz-bound`` (GraN
 App. D, Fig. 8), ``domain`` (LipReg Fig. 1), ``layer-grads`` (BSSN Fig. 2), ``eq2-ratio`` (BSSN Fig. 3),

@@ -1,5 +1,5 @@
 """The probe registry and the small pieces every probe shares: summaries of per-sample numbers, JSON
-conversion and where a probe writes its files (PAPERS.md §8).
+conversion and where a probe writes its files (docs/methods.md §10).
 
 A probe is a function ``probe(ctx) -> dict`` of a :class:`~lipgan.analysis.context.ProbeContext`; it writes
 ``ctx.out_dir/plots/<kind>.png`` and returns JSON-serializable numbers, which :func:`run_probe` stores as

@@ -1,4 +1,5 @@
-"""What a probe looks at: a trained discriminator, its constrained output, samples, the loss (PAPERS.md §8).
+"""What a probe looks at: a trained discriminator, its constrained output, samples, the loss
+(docs/methods.md §10).
 
 The probes never train and never change the networks: they run D in eval mode (spectral power iterations
 frozen), take input gradients with ``torch.autograd.grad`` (no ``.grad`` is accumulated) and restore the

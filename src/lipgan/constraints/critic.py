@@ -59,9 +59,11 @@ def input_grad_norm(net: Callable[[Tensor], Tensor], x: Tensor, create_graph: bo
 def _setting(constraint: Any, key: str) -> Any:
     """A constraint setting from a ConstraintConfig or a mapping; a missing one takes the one default."""
     defaults = {"gradnorm": None, "tau": DEFAULT_TAU, "eps": DEFAULT_EPS}
+    if constraint is None:
+        return defaults[key]
     if isinstance(constraint, Mapping):
         return constraint.get(key, defaults[key])
-    return getattr(constraint, key, defaults[key])
+    return getattr(constraint, key)  # a ConstraintConfig has every key; anything else is a mistake
 
 
 CRITIC_HEADS: Registry[Callable[[nn.Module, Any], Critic]] = Registry("critic head")

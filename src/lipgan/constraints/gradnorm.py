@@ -1,15 +1,16 @@
-"""Gradient normalization of a whole discriminator: GN, GraN, PGN and their variants (PAPERS.md §1).
+"""Gradient normalization of a whole discriminator: GN, GraN, PGN and their variants (docs/methods.md §2).
 
 ``gradient_normalize(D, x, method=...)`` runs ``f = D(x)``, takes the per-sample input gradient ``∇ₓf`` and
 returns the normalized output ``f̂`` of the chosen method (formulas in
 :mod:`lipgan.constraints.gradnorm_methods`). Two modes give the same value:
 
 - ``"full"`` (discriminator steps): ``∇ₓf`` is taken with ``create_graph=True``, so the normalization term
-  itself is differentiated (a double backward) w.r.t. D's parameters and ``x`` (GraN, App. A).
+  itself is differentiated (a double backward) w.r.t. D's parameters and ``x`` (GraN, App. A;
+  docs/methods.md §1.4).
 - ``"generator"`` (generator steps): ``∇ₓf`` is taken without a graph, so the norm enters as a constant. The
   gradient w.r.t. ``x`` is then ``c(f, n) · ∇ₓf``, which equals the full one whenever D is piecewise linear
-  (its Hessian is zero almost everywhere). Gradients w.r.t. D's parameters are NOT those of ``"full"``:
-  never use this mode for a discriminator update.
+  (its Hessian is zero almost everywhere; docs/methods.md §2.8). Gradients w.r.t. D's parameters are NOT
+  those of ``"full"``: never use this mode for a discriminator update.
 
 Every method is exact only for piecewise-linear D (ReLU / LeakyReLU, no batch norm, no smooth activations);
 the per-sample gradient is taken of ``f.sum()``, which assumes the samples of a batch do not interact in D.
@@ -25,11 +26,7 @@ from torch import Tensor, nn
 
 from lipgan.constraints.critic import per_sample_norm
 from lipgan.constraints.defaults import DEFAULT_EPS, DEFAULT_TAU
-from lipgan.constraints.gradnorm_methods import (
-    GRADNORM_METHODS,
-    GradNormMethod,
-    generator_input_grad_scale,
-)
+from lipgan.constraints.gradnorm_methods import GRADNORM_METHODS, GradNormMethod
 from lipgan.errors import ConfigError
 from lipgan.registry import Registry
 
@@ -39,7 +36,6 @@ __all__ = [
     "GradNormD",
     "GradNormMethod",
     "GradNormOutput",
-    "generator_input_grad_scale",
     "gradient_normalize",
     "gradient_normalize_with_raw",
 ]
@@ -149,7 +145,7 @@ def gradient_normalize(
     mode: str = "full",
     **d_kwargs: Any,
 ) -> tuple[Tensor, Tensor]:
-    """Gradient-normalize the discriminator ``D`` at ``x`` (PAPERS.md §1).
+    """Gradient-normalize the discriminator ``D`` at ``x`` (docs/methods.md §2).
 
     Args:
         D: any callable ``D(x, *d_args, **d_kwargs)`` returning raw scores of shape [B] or [B, 1]; it
@@ -179,7 +175,7 @@ def gradient_normalize(
 
 
 class GradNormD(nn.Module):
-    """A discriminator wrapped by a gradient normalization (PAPERS.md §1).
+    """A discriminator wrapped by a gradient normalization (docs/methods.md §2).
 
     ``GradNormD(D, method="gran", tau=1/0.83, eps=0.1)`` is GraN with piecewise Lipschitz constant
     ``K = 1/tau = 0.83`` (GraN App. A default for 32² images). ``forward(x, *args, mode="full", **kw)``

@@ -1,4 +1,4 @@
-"""The gradient normalizations of PAPERS.md §1, one formula per function, registered by name.
+"""The gradient normalizations of docs/methods.md §2, one formula per function, registered by name.
 
 Every method maps the raw discriminator output ``f`` [B] and its input gradient ``∇ₓf`` [B, ...] to a
 normalized output ``f̂`` [B] in two steps:
@@ -9,7 +9,9 @@ normalized output ``f̂`` [B] in two steps:
 
 For piecewise-linear ``f`` (ReLU/LeakyReLU, no batch norm) ``∇ₓm = 0`` almost everywhere, so
 ``∇ₓf̂ = c(f, m) · ∇ₓf`` with ``c = ∂f̂/∂f`` at fixed ``m``. ``input_grad_scale(f, m, tau, eps) -> c`` [B] is
-that closed form; the generator step relies on it (PAPERS.md §1, last part).
+that closed form. The generator step does not need it: in `mode="generator"` the norm is taken without a
+graph, so autograd applies c by itself (docs/methods.md §2.8). The gradient-norm probe uses it to check
+``||∇ₓf̂|| = |c| · ||∇ₓf||`` for every method (docs/methods.md §10.1).
 
 Methods that do not use ``tau`` or ``eps`` accept and ignore them, so every method has one signature.
 """
@@ -22,7 +24,6 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from lipgan.constraints.critic import per_sample_norm
-from lipgan.constraints.defaults import DEFAULT_EPS, DEFAULT_TAU
 from lipgan.registry import Registry
 
 NormFn = Callable[[Tensor, Tensor], Tensor]  # (f [B], grad [B, ...]) -> [B]
@@ -41,7 +42,7 @@ class GradNormMethod:
 
 
 def input_gradient_norm(f: Tensor, grad: Tensor) -> Tensor:
-    """``n = ||∇ₓf||₂`` per sample over all input dimensions (PAPERS.md, Conventions).
+    """``n = ||∇ₓf||₂`` per sample over all input dimensions (docs/methods.md §1.1).
     grad: [B, ...] -> [B]."""
     return per_sample_norm(grad)
 
@@ -64,7 +65,7 @@ def gn(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
 
 
 def gn_input_grad_scale(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
-    """GN: ``∂f̂/∂f = n / (n + |f|)²`` at fixed n (PAPERS.md §1, generator-step table)."""
+    """GN: ``∂f̂/∂f = n / (n + |f|)²`` at fixed n (docs/methods.md §2.8)."""
     return m / (m + f.abs()) ** 2
 
 
@@ -100,7 +101,7 @@ def gran(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
 
 
 def gran_input_grad_scale(f: Tensor, m: Tensor, tau: float, eps: float) -> Tensor:
-    """GraN: ``∂g/∂f = n / (τ (n² + ε))`` at fixed n (PAPERS.md §1, generator-step table)."""
+    """GraN: ``∂g/∂f = n / (τ (n² + ε))`` at fixed n (docs/methods.md §2.8)."""
     return m / (tau * (m * m + eps))
 
 
@@ -158,24 +159,3 @@ _METHODS = (
 )
 for _method in _METHODS:
     GRADNORM_METHODS.register(_method.name)(_method)
-
-
-def generator_input_grad_scale(
-    method: str, f: Tensor, n: Tensor, tau: float = DEFAULT_TAU, eps: float = DEFAULT_EPS
-) -> Tensor:
-    """The closed-form ``c(f, n)`` with ``∇ₓf̂ = c · ∇ₓf`` for piecewise-linear f (PAPERS.md §1, last part).
-
-    ``n`` is the norm the method divides by: ``||∇ₓf||`` for every method but ``pgn``, where it is
-    ``||𝟙 − ∇ₓf||``. Table (K = 1/τ):
-
-    ========== =================================
-    gn         ``n / (n + |f|)²``
-    gn1        ``1 / (n + 1)``
-    gn0        ``1 / n``
-    gran       ``n / (τ (n² + ε))``
-    gran-inv   ``1 / (τ (n + ε))``
-    pgn        ``−n / (n + |1 − f|)²``
-    pgn-grad   ``−n / (n + |1 − f|)²``
-    ========== =================================
-    """
-    return GRADNORM_METHODS.get(method).input_grad_scale(f, n, tau, eps)

@@ -1,4 +1,4 @@
-"""Gradient penalties on the discriminator's input gradient (PAPERS.md §3).
+"""Gradient penalties on the discriminator's input gradient (docs/methods.md §4).
 
 ``gradient_penalty`` returns the unweighted mean ``E[(||∇ₓ D(x̂)||₂ − c)²]`` over the samples of one penalty
 site; the caller multiplies it by ``λ`` (or ``γ/2``) and adds it to the discriminator loss.

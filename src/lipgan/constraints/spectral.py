@@ -1,4 +1,4 @@
-"""Spectral normalizations of single layers (PAPERS.md §2): ``W̄ = γ·s·W/σ(W)``.
+"""Spectral normalizations of single layers (docs/methods.md §3): ``W̄ = γ·s·W/σ(W)``.
 
 Each variant is a ``torch.nn.utils.parametrize`` parametrization that keeps its power-iteration state in
 buffers. As in ``torch.nn.utils.parametrizations.spectral_norm``, the state is advanced under ``no_grad``

@@ -1,4 +1,4 @@
-"""Pure spectral-norm functions of a layer's weight (PAPERS.md §2), shared by the parametrizations in
+"""Pure spectral-norm functions of a layer's weight (docs/methods.md §3), shared by the parametrizations in
 :mod:`lipgan.constraints.spectral`, the probes and the tests.
 
 Weight layouts: ``Linear`` ``[c_out, c_in]``, ``ConvNd`` ``[c_out, c_in/g, *k]`` and ``ConvTransposeNd``

@@ -216,8 +216,8 @@ class Stl10(PilImageDataset):
 
 @DATASETS.register("stl10")
 def stl10(*, root=None, resolution=None, split=None, download: bool = False) -> Stl10:
-    """STL-10 resized to ``resolution`` 48 (default; PAPERS.md: the unlabeled set at 48x48), 32, 64 or 96;
-    split unlabeled (default, 100k images), train, test or train+unlabeled."""
+    """STL-10 resized to ``resolution`` 48 (default; docs/methods.md §8.1: the unlabeled set at 48x48), 32,
+    64 or 96; split unlabeled (default, 100k images), train, test or train+unlabeled."""
     return Stl10(
         data_root(root),
         pick("stl10", "resolution", resolution, (32, 48, 64, 96), 48),

@@ -1,4 +1,5 @@
-"""The papers' Inception evaluation protocols (PAPERS.md §7) as named data, and the function that runs one.
+"""The papers' Inception evaluation protocols (docs/methods.md §9.4) as named data, and the function that
+runs one.
 
 A protocol is a list of measurements (which metrics, how many generated images, against which real split
 and how many real images) and a number of independent draws of generated images whose results are

@@ -1,4 +1,4 @@
-"""Generator / discriminator architectures of PAPERS.md §6, one module per family, built by name.
+"""Generator / discriminator architectures of docs/methods.md §7, one module per family, built by name.
 
 Every discriminator returns raw outputs `[B]` and contains no spectral normalization; the trainer
 applies the configured constraint. Every generator subclasses :class:`Generator`.

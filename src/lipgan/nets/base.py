@@ -1,5 +1,5 @@
 """Pieces shared by every architecture family: the generator base class, the (G, D) pair, latent
-distributions, weight-initialization schemes and the checks on factory arguments (PAPERS.md §6)."""
+distributions, weight-initialization schemes and the checks on factory arguments (docs/methods.md §7.7)."""
 
 from __future__ import annotations
 

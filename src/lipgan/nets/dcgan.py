@@ -1,4 +1,4 @@
-"""The DCGAN of LipReg App. B (after Radford et al. 2016) at 32² and 64² (PAPERS.md §6)."""
+"""The DCGAN of LipReg App. B (after Radford et al. 2016) at 32² and 64² (docs/methods.md §7.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Two-hidden-layer MLPs for 2-D points, used for the value-surface plots (GN App. B.2; PAPERS.md §6)."""
+"""Two-hidden-layer MLPs for 2-D points, used for the value-surface plots (GN App. B.2;
+docs/methods.md §7.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The MNIST networks of BSSN Tables 4–5 (PAPERS.md §6)."""
+"""The MNIST networks of BSSN Tables 4–5 (docs/methods.md §7.4)."""
 
 from __future__ import annotations
 

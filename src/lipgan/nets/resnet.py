@@ -1,4 +1,4 @@
-"""The SNGAN ResNets as implemented in Mimicry, used by GraN (GraN App. B, Figs. 5–7; PAPERS.md §6).
+"""The SNGAN ResNets as implemented in Mimicry, used by GraN (GraN App. B, Figs. 5–7; docs/methods.md §7.2).
 
 Differences from Mimicry, on purpose:
 - Mimicry's `DBlock` applies an in-place ReLU to its input before the residual branch, so its shortcut

@@ -1,4 +1,4 @@
-"""The SNGAN "standard CNN" (Miyato et al. 2018), as tabulated in BSSN Tables 2–3 (PAPERS.md §6)."""
+"""The SNGAN "standard CNN" (Miyato et al. 2018), as tabulated in BSSN Tables 2–3 (docs/methods.md §7.1)."""
 
 from __future__ import annotations
 

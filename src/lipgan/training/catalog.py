@@ -5,7 +5,7 @@ Every shipped YAML file opens with `#` comment lines, and the first one names it
     # GraN (Bhaskara et al. 2022) Table 2, CIFAR-10, GraND-GAN: IS 8.031, FID 14.965, KID(x1000) 12.3 reported
 
 From that line come:
-- the paper: the first of the short names of PAPERS.md it mentions (`GraN-GAN` counts as GraN);
+- the paper: the first of the papers' short names (docs/methods.md, top) it mentions (`GraN-GAN` is GraN);
 - the table: the first run of Table / Fig. / App. / § references (`App. F Table 6`, `Fig. 2 / App. J`),
   prefixed by the paper it is quoted from where that is another one (`PGN Table II` in a GN config);
 - the reported numbers: `METRIC NUMBER, ...` between the colon and the word `reported`.

@@ -112,7 +112,7 @@ def discriminator_step(
 
 def generator_step(parts: StepParts, z: torch.Tensor) -> dict[str, torch.Tensor]:
     """One G update. The critic runs in `mode="generator"` (no double backward) unless the config forces
-    the full mode; for piecewise-linear D both give the same gradient (PAPERS.md §1, last part)."""
+    the full mode; for piecewise-linear D both give the same gradient (docs/methods.md §2.8)."""
     mode = "generator" if parts.cfg.constraint.generator_fast_path else "full"
     fake = parts.G(z)
     parts.D.requires_grad_(False)  # only G's gradient is needed; D's would be thrown away
