@@ -18,9 +18,10 @@ import time
 
 import torch
 
-from lipgan.training import trainer
+from lipgan.training import ddp, trainer
 from lipgan.training.config import load_config
 from lipgan.training.guard import all_finite, state_tensors
+from lipgan.training.session import open_session
 
 
 def time_block(session, steps: int) -> float:
@@ -37,7 +38,7 @@ def time_guard_alone(session, repeats: int = 200) -> float:
     start = time.perf_counter()
     for _ in range(repeats):
         all_finite(state_tensors(p.D), [loss, loss])
-        all_finite(state_tensors(trainer.ddp.unwrap(p.G)), [loss])
+        all_finite(state_tensors(ddp.unwrap(p.G)), [loss])
     return (time.perf_counter() - start) / repeats
 
 
@@ -49,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(None, [f"out_dir={out}"])
-        session = trainer.open_session(cfg, None, resume=False)
+        session = open_session(cfg, None, resume=False)
         guard = trainer._guard
         time_block(session, args.warmup)
         on, off = [], []

@@ -14,8 +14,8 @@ from conftest import toy_overrides
 from lipgan.training import ddp
 from lipgan.training.build import build_dataset, build_models
 from lipgan.training.config import load_config
+from lipgan.training.session import make_step_parts
 from lipgan.training.steps import discriminator_step
-from lipgan.training.trainer import make_step_parts
 
 WORLD = 2
 BATCH = 16

@@ -11,8 +11,10 @@ import torch
 from conftest import toy_overrides
 from lipgan.cli import main
 from lipgan.errors import TrainingDivergedError
+from lipgan.training import session as session_module
 from lipgan.training import trainer
 from lipgan.training.checkpoint import load_checkpoint
+from lipgan.training.config import load_config
 from lipgan.training.evaluation import evaluate_generator
 from lipgan.training.guard import all_finite, first_nonfinite, module_is_finite
 from lipgan.training.run_dir import read_jsonl
@@ -108,21 +110,21 @@ def test_a_resumed_run_names_its_checkpoint(tmp_path, monkeypatch):
 
 
 def test_save_refuses_a_non_finite_state(tmp_path):
-    session = trainer.open_session(
-        trainer.load_config(None, toy_overrides(tmp_path, STEPS)), None, resume=False
+    session = session_module.open_session(
+        load_config(None, toy_overrides(tmp_path, STEPS)), None, resume=False
     )
     with torch.no_grad():
         next(session.parts.D.parameters()).view(-1)[0] = math.nan
     with pytest.raises(TrainingDivergedError, match="no checkpoint had been saved yet"):
-        trainer.save(session)
+        session_module.save(session)
     assert not (session.run_dir / "checkpoints" / "last.pt").exists()
 
 
 def test_evaluation_refuses_non_finite_weights(tmp_path):
-    session = trainer.open_session(
-        trainer.load_config(None, toy_overrides(tmp_path, STEPS)), None, resume=False
+    session = session_module.open_session(
+        load_config(None, toy_overrides(tmp_path, STEPS)), None, resume=False
     )
-    G = trainer.sample_generator(session)
+    G = session_module.sample_generator(session)
     with torch.no_grad():
         next(G.parameters()).view(-1)[-1] = -math.inf
     with pytest.raises(TrainingDivergedError, match="nothing to evaluate"):

@@ -16,7 +16,8 @@ import torch
 
 from conftest import toy_overrides
 from lipgan.cli import main
-from lipgan.training import evaluation, trainer
+from lipgan.training import evaluation
+from lipgan.training import session as session_module
 from lipgan.training.checkpoint import load_checkpoint
 from lipgan.training.run_dir import read_jsonl
 from lipgan.training.trainer import train
@@ -116,7 +117,7 @@ def test_a_signal_during_an_evaluation_lets_it_finish(tmp_path, monkeypatch, ref
 
 def test_a_signal_during_a_checkpoint_write_lets_it_finish(tmp_path, monkeypatch, reference):
     # with eval_every = 2 the first save is the one before step 2's evaluation
-    _signal_on_call(monkeypatch, "lipgan.training.trainer.save_checkpoint", signal.SIGTERM, 1)
+    _signal_on_call(monkeypatch, "lipgan.training.session.save_checkpoint", signal.SIGTERM, 1)
     run_dir, result = train(None, _overrides(tmp_path))
     assert (result["step"], result["exit_code"]) == (2, 143)
     assert [r["step"] for r in read_jsonl(run_dir / "eval.jsonl")] == [2]
@@ -148,7 +149,7 @@ def test_ctrl_c_during_start_up_is_quiet_and_leaves_no_run_directory(tmp_path, m
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt  # what Ctrl-C raises while the dataset is being read
 
-    monkeypatch.setattr(trainer, "build_dataset", interrupted)
+    monkeypatch.setattr(session_module, "build_dataset", interrupted)
     assert main(["train", *_overrides(tmp_path)]) == 130
     assert capsys.readouterr().err == "lipgan train: interrupted\n"
     assert list(tmp_path.iterdir()) == []
@@ -158,7 +159,7 @@ def test_ctrl_c_while_the_run_directory_is_written_removes_it(tmp_path, monkeypa
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer, "environment_record", interrupted)
+    monkeypatch.setattr(session_module, "environment_record", interrupted)
     assert main(["train", *_overrides(tmp_path)]) == 130
     assert list(tmp_path.iterdir()) == []
 

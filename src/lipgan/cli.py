@@ -9,13 +9,12 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import sys
 import threading
 from pathlib import Path
 
-from lipgan.errors import ConfigError, LipganError
+from lipgan.errors import ConfigError, LipganError, is_file_system_fault, quiet_file_system_errors
 from lipgan.training.config import SHIPPED_CONFIGS, find_config
 from lipgan.training.validate import check_protocol, check_seed
 
@@ -355,43 +354,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# File-system failures that are the machine's state, not a bug: a read-only or full disk, a file where a
-# folder should be, no permission.
-FILE_SYSTEM_ERRNOS = {
-    errno.EROFS,
-    errno.ENOSPC,
-    errno.EDQUOT,
-    errno.EACCES,
-    errno.EPERM,
-    errno.ENOTDIR,
-    errno.EISDIR,
-    errno.EEXIST,
-    errno.ENOENT,
-}
-
-
-def _quiet_file_system_errors(hook_args) -> None:
-    """TensorBoard's writer thread meets a full or read-only disk too; the main thread reports it in one
-    line, so the thread's traceback would only repeat it. Every other thread error keeps its traceback."""
-    err = hook_args.exc_value
-    if isinstance(err, OSError) and err.errno in FILE_SYSTEM_ERRNOS:
-        return
-    threading.__excepthook__(hook_args)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a user mistake or a file-system fault is one line on stderr and exit status 2, and
     Ctrl-C before training starts is a quiet exit 130."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    threading.excepthook = _quiet_file_system_errors
+    threading.excepthook = quiet_file_system_errors
     try:
         return args.func(args)
     except LipganError as err:
         print(f"lipgan {args.command}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
-        if err.errno not in FILE_SYSTEM_ERRNOS:
+        if not is_file_system_fault(err):
             raise
         where = f" {err.filename}" if err.filename else ""
         print(f"lipgan {args.command}: error: cannot write or read{where}: {err.strerror}", file=sys.stderr)

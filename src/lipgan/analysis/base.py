@@ -8,7 +8,6 @@ A probe is a function ``probe(ctx) -> dict`` of a :class:`~lipgan.analysis.conte
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import torch
 
 from lipgan.analysis.context import eval_mode
 from lipgan.registry import Registry
+from lipgan.training import run_dir
 
 ProbeFn = Callable[[Any], dict]  # (ProbeContext) -> JSON-serializable dict
 
@@ -117,6 +117,6 @@ def jsonable(obj: Any) -> Any:
 
 
 def write_json(path: Path, record: dict) -> None:
-    """Write ``record`` as strict, indented JSON."""
+    """Write ``record`` as strict, indented JSON (non-finite numbers as null), atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(jsonable(record), indent=2, allow_nan=False) + "\n")
+    run_dir.write_json(path, jsonable(record))

@@ -17,7 +17,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,9 +30,6 @@ FEATURE_DIM = 64
 IS_SPLITS = 10
 MIN_SPLIT_SIZE = 100
 CLASSIFIER_ASSET = "digits_classifier.pt"
-DIGITS_MAX_VALUE = 16.0  # scikit-learn's digits are integers in 0..16
-TEST_FRACTION = 0.2
-SPLIT_SEED = 0
 BATCH_SIZE = 512
 
 
@@ -85,24 +81,12 @@ class DigitsSplit:
 
 @functools.lru_cache(maxsize=4)
 def load_digits_split(resolution: int) -> DigitsSplit:
-    """The digits dataset's conventions: 8×8 values 0..16 scaled to [0, 1] and resized to `resolution`
-    (bilinear) in float64, mapped to [−1, 1] and stored as float32; stratified 80/20 split with
-    `random_state=0`, each split in the order of `load_digits()`."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    """The train and test digits of `lipgan.data`'s digits dataset at `resolution` (its one split and
+    conversion, docs/methods.md §8), as tensors."""
+    from lipgan.data.digits import Digits
 
-    digits = load_digits()
-    every = np.arange(len(digits.target))
-    train_idx, test_idx = train_test_split(
-        every, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=digits.target
-    )
-    unit = (
-        torch.from_numpy(digits.images).to(torch.float64).unsqueeze(1) / DIGITS_MAX_VALUE
-    )  # [1797, 1, 8, 8]
-    images = (2.0 * resize_images(unit, resolution) - 1.0).to(torch.float32)  # [1797, 1, r, r]
-    labels = torch.from_numpy(digits.target).long()
-    train_idx, test_idx = torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(test_idx))
-    return DigitsSplit(images[train_idx], labels[train_idx], images[test_idx], labels[test_idx])
+    train, test = Digits(resolution, "train"), Digits(resolution, "test")
+    return DigitsSplit(train.x, train.y, test.x, test.y)
 
 
 @functools.lru_cache(maxsize=1)

@@ -33,6 +33,7 @@ from torch_fidelity.utils import (
     get_featuresdict_from_generative_model,
 )
 
+from lipgan.data.transforms import to_uint8
 from lipgan.errors import MissingFileError
 from lipgan.metrics.frechet import as_float64, frechet_distance_of_features
 
@@ -52,10 +53,11 @@ RANDOM_LOGIT_WEIGHT_STD = 1.0
 
 def images_to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Images `[N, C, H, W]` in [−1, 1] (C = 1 or 3) to uint8 `[N, 3, H, W]`: `round((x + 1) · 127.5)`,
-    one channel repeated to three. Inverts `x = u / 127.5 − 1` of uint8 data exactly."""
+    one channel repeated to three: the data's own conversion (`lipgan.data.to_uint8`), computed in float32.
+    Inverts `x = u / 127.5 − 1` of uint8 data exactly."""
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected images [N, 1 or 3, H, W], got shape {tuple(images.shape)}")
-    levels = ((images.detach().float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    levels = to_uint8(images.float())
     return levels.expand(-1, 3, -1, -1).contiguous()  # [N, 3, H, W]
 
 

@@ -105,6 +105,7 @@ def environment_record(seed: int, device: torch.device, world_size: int) -> dict
 
 
 def write_json(path: Path, record: dict) -> None:
+    """`record` as indented JSON, written to a temporary file and renamed (never half a file)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, path)
