@@ -107,7 +107,10 @@ CONFIG_CASES: dict[str, list[str]] = {
         ["data.name", "model.arch", "loss.name", "penalty.at", "constraint.gradnorm", "constraint.spectral"],
         {"unknown": "bogus", "as a list": "[bogus]"},
     ),
-    **_cases(["optim.name", "optim.lr_decay", "constraint.spectral_gamma"], {"unknown": "bogus"}),
+    **_cases(
+        ["optim.name", "optim.lr_decay", "constraint.spectral_gamma", "eval.generator_mode"],
+        {"unknown": "bogus"},
+    ),
     **_cases(["eval.protocol"], {"unknown": "bogus", "as a number": "3", "empty": ""}),
     **_cases(
         ["device"], {"unknown": "tpu", "cuda:x": "cuda:x", "cuda:-1": "cuda:-1", "empty": "", "gpu0": "gpu0"}

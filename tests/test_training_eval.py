@@ -14,6 +14,7 @@ from fake_datasets import write_fake_cifar10
 from lipgan.cli import main
 from lipgan.errors import TrainingDivergedError
 from lipgan.metrics import write_random_inception_weights
+from lipgan.metrics.evaluators import EvaluatorSpec
 from lipgan.training import steps as steps_module
 from lipgan.training.build import build_dataset
 from lipgan.training.config import SHIPPED_CONFIGS, Config, config_from_dict, load_config
@@ -285,3 +286,50 @@ def test_missing_inception_weights_is_one_line(tmp_path, capsys, monkeypatch):
     assert main(["eval", str(run_dir), "--inception-weights", str(tmp_path / "nope.pth")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.pth" in err[0]
+
+
+class BatchStatsG(torch.nn.Module):
+    """A 2-D 'generator' whose output is batch-norm of z ~ N(3, 0.5²): train mode normalizes each batch by
+    its own statistics, eval mode uses the running ones (mean 3, variance 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = torch.nn.BatchNorm1d(2, affine=False)
+        self.bn.running_mean.fill_(3.0)
+
+    def sample_z(self, n, generator=None, device=None):
+        return torch.randn(n, 2, generator=generator) * 0.5 + 3.0
+
+    def forward(self, z):
+        return self.bn(z)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_generator_mode_decides_batch_norm_statistics_and_leaves_g_unchanged(tmp_path, monkeypatch, mode):
+    cfg = load_config(None, toy_overrides(tmp_path, 1, **{"eval.generator_mode": mode}))
+    seen = {}
+
+    def spy(sample_fn, dataset, n_samples, **options):
+        seen["x"] = sample_fn(n_samples)
+        return {"mode_kl": 0.0}
+
+    G = BatchStatsG()
+    before = [b.clone() for b in G.buffers()]
+    G.train(True)
+    monkeypatch.setattr(
+        "lipgan.training.evaluation.EVALUATORS.get",
+        lambda kind: EvaluatorSpec(spy, "mode_kl", True, 512),
+    )
+    points = type("Points", (), {"kind": "points", "name": "ring8"})()
+    evaluate_generator(G, cfg, points, torch.device("cpu"), seed=0)
+    x = seen["x"]
+    if mode == "train":  # each batch normalized by its own statistics: mean 0, biased std 1
+        # float32 sums of 512 values of size ~3 round at ~512 · 6e-8 · 3 ≈ 1e-4 at worst; BN's eps 1e-5 over
+        # the batch variance 0.25 lowers the variance by 4e-5
+        torch.testing.assert_close(x.mean(0), torch.zeros(2), atol=5e-5, rtol=0)
+        torch.testing.assert_close(x.var(0, unbiased=False), torch.ones(2), atol=1e-4, rtol=0)
+    else:  # running mean 3, variance 1: z - 3, whose std is 0.5
+        torch.testing.assert_close(x.mean(0), torch.zeros(2), atol=0.1, rtol=0)
+        torch.testing.assert_close(x.std(0), torch.full((2,), 0.5), atol=0.05, rtol=0)
+    assert G.training  # put back as it was
+    assert all(torch.equal(a, b) for a, b in zip(before, G.buffers()))

@@ -109,6 +109,9 @@ class EvalConfig:
     n_samples: int = 0  # 0: the protocol's default
     inception_weights: str | None = None
     batch_size: int = 100
+    # G's mode while sampling for metrics: eval (running batch-norm statistics, our default) or train (batch
+    # statistics, as the official GN and PGN codes sample); docs/methods.md §9.4
+    generator_mode: str = "eval"
 
 
 @dataclass

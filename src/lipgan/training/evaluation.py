@@ -26,7 +26,8 @@ def evaluation_seed(cfg: Config) -> int:
 
 
 def evaluate_generator(G: torch.nn.Module, cfg: Config, dataset, device: torch.device, seed: int) -> dict:
-    """Metrics of `G` (put in eval mode) on the config's data, with z drawn from `seed`."""
+    """Metrics of `G` on the config's data, with z drawn from `seed`; G samples in `eval.generator_mode`
+    (eval by default) and is left as it was."""
     from lipgan.errors import TrainingDivergedError
     from lipgan.training.guard import module_is_finite
 
@@ -36,16 +37,24 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, dataset, device: torch.d
     n_samples = cfg.eval.n_samples or spec.default_samples
     options = spec.options(cfg.eval, cfg.data.name, dataset, device, lambda split: build_dataset(cfg, split))
     was_training = G.training
-    G.eval()
+    # in train mode batch norm updates its running statistics: they are put back, so that an evaluation
+    # never changes the generator that training (and the EMA) continue from
+    buffers = [b.detach().clone() for b in G.buffers()]
+    G.train(cfg.eval.generator_mode == "train")
     z_gen = torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
     def sample_fn(n: int) -> torch.Tensor:
         return G(G.sample_z(n, generator=z_gen, device="cpu").to(device)).float()
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        metrics = spec(sample_fn, dataset, n_samples, **options)
-    G.train(was_training)
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            metrics = spec(sample_fn, dataset, n_samples, **options)
+    finally:
+        with torch.no_grad():
+            for saved, b in zip(buffers, G.buffers()):
+                b.copy_(saved)
+        G.train(was_training)
     return metrics
 
 

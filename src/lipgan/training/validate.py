@@ -213,6 +213,7 @@ RULES: dict[str, Rule] = {
     "eval.n_samples": zero_or_at_least(2, "the protocol's default"),  # FID needs a covariance: 2 samples
     "eval.inception_weights": optional(text),
     "eval.batch_size": int_at_least(1),
+    "eval.generator_mode": one_of("eval", "train"),
 }
 
 
