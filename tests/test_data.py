@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import signal
 
 import numpy as np
 import pytest
@@ -334,6 +335,24 @@ def test_stream_resume_equals_uninterrupted(num_workers):
         assert torch.equal(x, x_ref) and torch.equal(y, y_ref)
     with pytest.raises(ConfigError, match="seed"):
         BatchStream(data, batch_size=8, seed=3).load_state_dict(first.state_dict())
+
+
+class SignalReport(torch.utils.data.Dataset):
+    """Item i reports how the process reading it handles SIGINT and SIGTERM (1: ignored)."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int):
+        ignored = [signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM)]
+        return torch.tensor([float(b) for b in ignored]), i
+
+
+def test_stream_readers_leave_ctrl_c_to_the_main_process():
+    """Ctrl-C reaches the readers too; they ignore it, so the step in progress still gets its batches
+    (training/interrupt.py). SIGTERM keeps torch's handling, with which the loader ends them."""
+    x, _ = next(BatchStream(SignalReport(), batch_size=2, seed=0, num_workers=1))
+    assert x.tolist() == [[1.0, 0.0], [1.0, 0.0]]
 
 
 def test_stream_tensor_path_equals_item_path():

@@ -11,6 +11,7 @@ site; the caller multiplies it by ``λ`` (or ``γ/2``) and adds it to the discri
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
@@ -91,3 +92,34 @@ def gradient_penalty(
     site = PENALTY_SITES.get(at)
     points = site(real.detach(), fake.detach(), generator).detach().requires_grad_(True)  # [N, ...]
     return centred_penalty(input_gradient_norms(D, points), center)
+
+
+class PenaltyOptions(Protocol):
+    """What the penalty term reads: the ``penalty`` config section (``PenaltyConfig``). A protocol, since
+    ``constraints`` does not import ``training``."""
+
+    weight: float
+    center: float
+    at: str
+
+
+class PenaltyBatch(Protocol):
+    """The D step's batch (``training.regularizers.DStepBatch``), as far as the penalty needs it."""
+
+    real: torch.Tensor
+    fake: torch.Tensor
+    generator: torch.Generator | None
+
+
+def penalty_term(
+    options: PenaltyOptions, d_net: Critic, critic: Callable, batch: PenaltyBatch
+) -> torch.Tensor:
+    """The D step's penalty term ``λ E[(||∇ₓ f(x̂)|| − c)²]`` (docs/methods.md §4.1): WGAN-GP with ``c = 1``
+    (§4.2), GP† / ``k_GP`` with ``c = K`` (§4.3), R1 / R2 with ``c = 0`` (§4.4); ``λ = options.weight``.
+
+    It differentiates the network output ``f`` of ``d_net`` (under DDP the wrapped net, so the double
+    backward's parameter gradients are averaged), never the gradient-normalized ``critic``. Scalar.
+    """
+    return options.weight * gradient_penalty(
+        d_net, batch.real, batch.fake, center=options.center, at=options.at, generator=batch.generator
+    )

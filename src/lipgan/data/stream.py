@@ -10,6 +10,7 @@ exactly where it stopped, independent of how many batches were read before.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,6 +104,7 @@ class BatchStream:
                 batch_sampler=remaining,
                 num_workers=self.num_workers,
                 pin_memory=self.pin_memory,
+                worker_init_fn=ignore_ctrl_c,
             )
             self._workers = iter(loader)
         return next(self._workers)
@@ -127,6 +129,14 @@ class BatchStream:
                     f"cannot resume the data stream: {key} was {state[key]} and is now {expected[key]}"
                 )
         self.epoch, self.position, self._workers = int(state["epoch"]), int(state["position"]), None
+
+
+def ignore_ctrl_c(worker_id: int) -> None:
+    """In a reader process: ignore SIGINT. Ctrl-C reaches every process of the terminal's job, and the main
+    process decides when training stops (training/interrupt.py: after the step in progress, with a
+    checkpoint); a reader must not end first and leave that step without its next batch. SIGTERM keeps
+    torch's handling, with which the loader ends its readers at shutdown."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def check_layout(n: int, batch_size: int, rank: int, world_size: int) -> None:

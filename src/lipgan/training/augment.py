@@ -1,13 +1,20 @@
-"""The augmentation T of consistency regularization (Zhang et al. 2020, used with GN and PGN):
-a random horizontal flip (p = 0.5) and a random integer shift of up to `max_shift` × the image size, with
-reflection padding, drawn independently per sample."""
+"""Consistency regularization (CR; Zhang et al. 2020, used with GN and PGN; docs/methods.md §6.2): the
+augmentation T, a random horizontal flip (p = 0.5) and a random integer shift of up to `max_shift` × the image
+size, with reflection padding, drawn independently per sample; and the D step's CR term built on it."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from lipgan.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lipgan.training.config import ConsistencyConfig
+    from lipgan.training.regularizers import DStepBatch
 
 
 def consistency_augment(
@@ -28,3 +35,17 @@ def consistency_augment(
     dy = torch.randint(0, 2 * pad_h + 1, (batch,), generator=generator).tolist()
     dx = torch.randint(0, 2 * pad_w + 1, (batch,), generator=generator).tolist()
     return torch.stack([padded[i, :, dy[i] : dy[i] + height, dx[i] : dx[i] + width] for i in range(batch)])
+
+
+def consistency_term(
+    options: ConsistencyConfig, d_net: torch.nn.Module, critic: Callable, batch: DStepBatch
+) -> torch.Tensor:
+    """The D step's CR term `λ E_real[(D̂(T(x)) − D̂(x))²]` (docs/methods.md §6.2), `λ = options.weight`.
+
+    `D̂` is the constrained output the loss sees (`critic`, full mode); `D̂(x)` is the real half of the D
+    step's own forward (`batch.scores`), so only the augmented reals take a second forward. T draws from
+    `batch.generator`. Scalar.
+    """
+    augmented = consistency_augment(batch.real, options.max_shift, options.flip, batch.generator)
+    real_scores = batch.scores.out[: batch.real.shape[0]]
+    return options.weight * (critic(augmented, mode="full").out - real_scores).square().mean()

@@ -12,6 +12,7 @@ from lipgan.data import get_dataset
 from lipgan.errors import ConfigError, MissingFileError
 from lipgan.nets import GanPair, build_gan, count_parameters
 from lipgan.training.config import Config
+from lipgan.training.optim import LR_SCHEDULES, OPTIMIZERS
 from lipgan.training.validate import check_device
 
 
@@ -153,17 +154,14 @@ def count_architecture_parameters(cfg: Config) -> tuple[int, int] | None:
 
 
 def build_optimizer(params, lr: float, cfg: Config) -> torch.optim.Optimizer:
-    o = cfg.optim
-    if o.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=o.rmsprop_alpha, eps=o.eps)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), eps=o.eps)
+    """The optimizer `optim.name` of `OPTIMIZERS` at learning rate `lr` (docs/methods.md §6.4)."""
+    return OPTIMIZERS.get(cfg.optim.name)(params, lr, cfg.optim)
 
 
 def lr_factor(cfg: Config, step: int) -> float:
-    """Linear decay to 0 at `train.steps` generator updates (GN, GraN), or constant."""
-    if cfg.optim.lr_decay == "linear":
-        return max(0.0, 1.0 - step / cfg.train.steps)
-    return 1.0
+    """The factor of the schedule `optim.lr_decay` of `LR_SCHEDULES` after `step` of `train.steps`
+    generator steps (docs/methods.md §6.4)."""
+    return LR_SCHEDULES.get(cfg.optim.lr_decay)(step, cfg.train.steps)
 
 
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:

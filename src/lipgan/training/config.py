@@ -78,14 +78,14 @@ class ConsistencyConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "adam"  # adam | rmsprop
+    name: str = "adam"  # a name in training/optim.py OPTIMIZERS: adam | rmsprop
     lr_g: float = 5e-4
     lr_d: float = 5e-4
     betas: list = field(default_factory=lambda: [0.5, 0.999])
     eps: float = 1e-8  # Adam's epsilon matters for GraN (App. J)
     rmsprop_alpha: float = 0.99
     n_dis: int = 1
-    lr_decay: str = "none"  # none | linear (to 0 at train.steps)
+    lr_decay: str = "none"  # in LR_SCHEDULES there: none | linear (to 0 at train.steps)
     ema: float = 0.999  # decay of the generator EMA; 0 disables
     ema_start: int = 0  # generator step at which the EMA starts
 

@@ -110,7 +110,7 @@ def open_session(cfg: Config, run_dir: Path | None, resume: bool, create: bool =
     parts = make_step_parts(cfg, models, info, device)
     ema = GeneratorEMA(models.G, cfg.optim.ema, cfg.optim.ema_start) if cfg.optim.ema > 0 else None
     stream = BatchStream(
-        dataset, cfg.data.batch_size, seed=cfg.seed, rank=info.rank, world_size=info.world_size
+        dataset, cfg.data.batch_size, cfg.seed, info.rank, info.world_size, num_workers=cfg.data.num_workers
     )
     z_gen = torch.Generator().manual_seed(cfg.seed + Z_SEED_OFFSET * (info.rank + 1))
     aux_gen = torch.Generator().manual_seed(cfg.seed + AUX_SEED_OFFSET * (info.rank + 1))

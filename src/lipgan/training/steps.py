@@ -1,8 +1,9 @@
 """One discriminator update and one generator update, composed from registered pieces.
 
-The D step reads top to bottom: reals and fakes go through the critic in one concatenated forward, the loss is
-computed, each active regularizer term (a small registered function) is added, and the optimizer steps. A new
-constraint, loss or penalty is a registry entry elsewhere; nothing here branches on the method.
+The D step reads top to bottom (docs/methods.md §6.1): reals and fakes go through the critic in one
+concatenated forward, the loss is computed, each active regularizer term (training/regularizers.py, each bound
+to its own config section) is added, and the optimizer steps. A new constraint, loss or penalty is a registry
+entry elsewhere; nothing here branches on the method.
 """
 
 from __future__ import annotations
@@ -13,12 +14,19 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from lipgan.constraints.critic import CriticOutput
-from lipgan.constraints.penalty import gradient_penalty
 from lipgan.losses import Loss
-from lipgan.registry import Registry
-from lipgan.training.augment import consistency_augment
 from lipgan.training.config import Config
+from lipgan.training.regularizers import REGULARIZERS, ActiveRegularizer, DStepBatch, active_regularizers
+
+# the regularizer names stay importable from here, where the trainer and the tests have found them
+__all__ = [
+    "REGULARIZERS",
+    "DStepBatch",
+    "StepParts",
+    "active_regularizers",
+    "discriminator_step",
+    "generator_step",
+]
 
 
 @dataclass
@@ -34,53 +42,7 @@ class StepParts:
     loss: Loss
     opt_d: torch.optim.Optimizer
     opt_g: torch.optim.Optimizer
-    regularizers: list = field(default_factory=list)
-
-
-@dataclass
-class DStepBatch:
-    real: torch.Tensor  # [B, ...]
-    fake: torch.Tensor  # [B, ...], detached
-    scores: CriticOutput
-    generator: torch.Generator | None
-
-
-@dataclass
-class Regularizer:
-    name: str
-    enabled: Callable[[Config], bool]
-    term: Callable[[StepParts, DStepBatch], torch.Tensor]
-
-
-REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
-
-
-def _register(reg: Regularizer) -> Regularizer:
-    return REGULARIZERS.register(reg.name)(reg)
-
-
-def _penalty_term(parts: StepParts, batch: DStepBatch) -> torch.Tensor:
-    """`λ E[(||∇D(x̂)|| − c)²]` (WGAN-GP, GP†/k_GP with c = K, R1 with c = 0) on D's network output."""
-    p = parts.cfg.penalty
-    return p.weight * gradient_penalty(
-        parts.d_net, batch.real, batch.fake, center=p.center, at=p.at, generator=batch.generator
-    )
-
-
-def _consistency_term(parts: StepParts, batch: DStepBatch) -> torch.Tensor:
-    """CR (Zhang 2020, used by GN and PGN): `λ E[(D(T(x)) − D(x))²]` on reals, T = flip + shift."""
-    c = parts.cfg.cr
-    augmented = consistency_augment(batch.real, c.max_shift, c.flip, batch.generator)
-    real_scores = batch.scores.out[: batch.real.shape[0]]
-    return c.weight * (parts.critic(augmented, mode="full").out - real_scores).square().mean()
-
-
-_register(Regularizer("penalty", lambda cfg: cfg.penalty.weight > 0, _penalty_term))
-_register(Regularizer("consistency", lambda cfg: cfg.cr.weight > 0, _consistency_term))
-
-
-def active_regularizers(cfg: Config) -> list[Regularizer]:
-    return [REGULARIZERS.get(name) for name in REGULARIZERS if REGULARIZERS.get(name).enabled(cfg)]
+    regularizers: list[ActiveRegularizer] = field(default_factory=list)  # active_regularizers(cfg)
 
 
 def discriminator_step(
@@ -93,7 +55,7 @@ def discriminator_step(
     out_real, out_fake = scores.out[:n_real], scores.out[n_real:]
     d_loss = parts.loss.d_loss(out_real, out_fake)
     batch = DStepBatch(real, fake, scores, generator)
-    terms = {reg.name: reg.term(parts, batch) for reg in parts.regularizers}
+    terms = {reg.name: reg(parts.d_net, parts.critic, batch) for reg in parts.regularizers}
     total = d_loss + sum(terms.values())
     parts.opt_d.zero_grad(set_to_none=True)
     total.backward()
