@@ -247,7 +247,7 @@ GN_NOTES = {
 GN_CNN_CODE_NOTE = (
     "The authors' released CNN configs differ: NS loss, 2e-4 for both nets, n_dis 1, no LR decay"
 )
-FLIP_NOTE = "GN and PGN also flip real images at random (p = 0.5) for every method: no option for it here yet"
+FLIP_NOTE = "Reals are flipped at random (p = 0.5), as the official GN and PGN codes do: data.augment flip"
 CR_NOTE = "CR: random flip (p = 0.5) and shift of up to 0.2 x image size; lambda 5 (PGN §IV-A, after GN)"
 
 
@@ -274,7 +274,7 @@ def gradnorm_configs():
         optim = adam(2e-4, lr_d, [0.0, 0.9], 5, "linear", float(ema))
         cfg = {
             "name": f"{paper}_{dataset}_{arch}{suffix}",
-            "data": data(dataset, side, split),
+            "data": {**data(dataset, side, split), "augment": "flip"},
             "model": model,
         }
         cfg.update(gradnorm(method), loss={"name": "hinge"}, **cr, **tail(optim, 200_000, "gn"))

@@ -44,6 +44,10 @@ CASES = {
     "digits": lambda tmp, steps: digits_overrides(
         tmp, steps, **{"constraint.gradnorm": "gran", "cr.weight": 1.0, "train.ckpt_every": 2}
     ),
+    # GN + DiffAugment in both steps (aux RNG), on images
+    "digits_diffaug": lambda tmp, steps: digits_overrides(
+        tmp, steps, **{"constraint.gradnorm": "gn", "data.augment": "diffaug", "optim.n_dis": 2}
+    ),
 }
 
 

@@ -138,6 +138,18 @@ def check_fits_data(cfg: Config, dataset) -> None:
     """The checks of a config against its dataset, before any compute (the model, then the evaluation)."""
     check_model_fits_data(cfg, dataset)
     check_eval_fits_data(cfg, dataset)
+    check_augment_fits_data(cfg, dataset)
+
+
+def check_augment_fits_data(cfg: Config, dataset) -> None:
+    """Augmentations act on images; a mirroring one never on the digits, which are not mirror-symmetric."""
+    from lipgan.training.augmentation import AUGMENTS
+
+    augment = AUGMENTS.get(cfg.data.augment)
+    if augment.name != "none" and dataset.kind != "image":
+        raise ConfigError(f"data.augment={augment.name} needs images; data.name={cfg.data.name} is points")
+    if augment.mirrors and cfg.data.name == "digits":
+        raise ConfigError("data.augment=flip on the digits: a mirrored digit is not a digit; use none")
 
 
 def count_architecture_parameters(cfg: Config) -> tuple[int, int] | None:
@@ -150,6 +162,7 @@ def count_architecture_parameters(cfg: Config) -> tuple[int, int] | None:
         return None
     pair = check_model_fits_data(cfg, dataset)
     check_eval_fits_data(cfg, dataset)
+    check_augment_fits_data(cfg, dataset)
     return count_parameters(pair.G), count_parameters(pair.D)
 
 

@@ -34,6 +34,7 @@ class DataConfig:
     download: bool = False
     batch_size: int = 64  # global batch, split across DDP ranks
     num_workers: int = 0
+    augment: str = "none"  # none | flip | diffaug: what D sees (training/augmentation.py)
     options: dict = field(default_factory=dict)  # dataset-specific keyword arguments
 
 

@@ -18,6 +18,7 @@ from lipgan.data import BatchStream
 from lipgan.errors import ConfigError, TrainingDivergedError
 from lipgan.losses import get_loss
 from lipgan.training import ddp
+from lipgan.training.augmentation import AUGMENTS
 from lipgan.training.build import (
     build_dataset,
     build_models,
@@ -91,6 +92,7 @@ def make_step_parts(cfg: Config, models, info: ddp.DistInfo, device: torch.devic
         opt_d=build_optimizer(models.D.parameters(), cfg.optim.lr_d, cfg),
         opt_g=build_optimizer(models.G.parameters(), cfg.optim.lr_g, cfg),
         regularizers=active_regularizers(cfg),
+        augment=AUGMENTS.get(cfg.data.augment),
     )
 
 

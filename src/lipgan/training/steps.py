@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from lipgan.losses import Loss
+from lipgan.training.augmentation import AUGMENTS, Augmentation
 from lipgan.training.config import Config
 from lipgan.training.regularizers import REGULARIZERS, ActiveRegularizer, DStepBatch, active_regularizers
 
@@ -43,6 +44,7 @@ class StepParts:
     opt_d: torch.optim.Optimizer
     opt_g: torch.optim.Optimizer
     regularizers: list[ActiveRegularizer] = field(default_factory=list)  # active_regularizers(cfg)
+    augment: Augmentation = AUGMENTS.get("none")  # data.augment: what D sees (docs/methods.md §6.6)
 
 
 def discriminator_step(
@@ -50,8 +52,9 @@ def discriminator_step(
 ) -> dict[str, torch.Tensor]:
     """One D update on reals and (detached) fakes; returns detached scalars and per-sample stats."""
     fake = fake.detach()
+    real = parts.augment.reals(real, generator)
     n_real = real.shape[0]
-    scores = parts.critic(torch.cat([real, fake]), mode="full")
+    scores = parts.critic(parts.augment.d_input(torch.cat([real, fake]), generator), mode="full")
     out_real, out_fake = scores.out[:n_real], scores.out[n_real:]
     d_loss = parts.loss.d_loss(out_real, out_fake)
     batch = DStepBatch(real, fake, scores, generator)
@@ -72,11 +75,14 @@ def discriminator_step(
     return stats
 
 
-def generator_step(parts: StepParts, z: torch.Tensor) -> dict[str, torch.Tensor]:
+def generator_step(
+    parts: StepParts, z: torch.Tensor, generator: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
     """One G update. The critic runs in `mode="generator"` (no double backward) unless the config forces
-    the full mode; for piecewise-linear D both give the same gradient (docs/methods.md §2.8)."""
+    the full mode; for piecewise-linear D both give the same gradient (docs/methods.md §2.8). DiffAugment,
+    when on, sits between G and D (drawing from `generator`), so G's gradient passes through it."""
     mode = "generator" if parts.cfg.constraint.generator_fast_path else "full"
-    fake = parts.G(z)
+    fake = parts.augment.d_input(parts.G(z), generator)
     parts.D.requires_grad_(False)  # only G's gradient is needed; D's would be thrown away
     try:
         g_loss = parts.loss.g_loss(parts.g_critic(fake, mode=mode).out)

@@ -63,7 +63,8 @@ def train_one_step(s: Session) -> dict[str, torch.Tensor]:
         stats = discriminator_step(p, real, fake, s.aux_gen)
         _guard(s, p.D, {"d_loss": stats["d_loss"], "d_total": stats["d_total"]}, "D")
     stats["real"], stats["fake"] = real, fake
-    stats.update(generator_step(p, G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device)))
+    z = G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device)
+    stats.update(generator_step(p, z, s.aux_gen))
     _guard(s, G_plain, {"g_loss": stats["g_loss"]}, "G")
     s.step += 1
     if s.ema is not None:

@@ -170,6 +170,7 @@ RULES: dict[str, Rule] = {
     "data.download": boolean,
     "data.batch_size": int_at_least(2),  # BatchNorm in training mode needs two samples per batch
     "data.num_workers": int_at_least(0),
+    "data.augment": registered("lipgan.training.augmentation", "AUGMENTS"),
     "data.options": mapping,
     "model.arch": registered("lipgan.nets", "ARCHS"),
     "model.options": mapping,
