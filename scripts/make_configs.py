@@ -321,6 +321,8 @@ def bssn_header(label, variant_label, gamma, numbers, column, scale, grid) -> li
         header.append(f"{scale:g} is a representative point: sweep constraint.spectral_scale")
     if gamma != "-":
         header.append("Gamma variants (Miyato App. E, BSSN App. O) add a gradient penalty of weight 10")
+        header.append("The paper does not say whether gamma scales the biases; its code (fjxmlzn/BSN) does,")
+        header.append("and so does spectral_gamma_bias: true here (false scales the weights only)")
     return header + BSSN_NOTES
 
 
@@ -330,7 +332,7 @@ def bssn_configs():
             if column >= len(numbers):
                 continue  # Table 6's gamma variants: CIFAR-10 only here
             header = bssn_header(label, variant_label, gamma, numbers, column, float(scale), grid)
-            extra = {"spectral_gamma": gamma} if gamma != "-" else {}
+            extra = {"spectral_gamma": gamma, "spectral_gamma_bias": True} if gamma != "-" else {}
             lipschitz = {**spectral(variant, float(scale), **extra), **(penalty() if extra else {})}
             optim = adam(1e-4, 1e-4, [0.5, 0.9], 5, "none")
             cfg = {

@@ -347,6 +347,29 @@ def test_diff_gamma_is_one_parameter_per_layer():
     assert_close(net(x).sum(), 1.25 * out.detach(), **TIGHT)
 
 
+@pytest.mark.parametrize("on_bias", [True, False], ids=["gamma_on_bias", "weights_only"])
+def test_gamma_scales_the_bias_as_the_official_code_does_or_not(on_bias):
+    """A layer with bias computes γ(W̄x + b) with `gamma_on_bias` (fjxmlzn/BSN), γW̄x + b without."""
+    torch.manual_seed(4)
+    layer = nn.Linear(5, 3)
+    plain = copy.deepcopy(layer)
+    net = apply_spectral_norm(
+        nn.Sequential(layer), "sn", gamma="diff", n_power_iterations=50, gamma_on_bias=on_bias
+    )
+    net.eval()
+    ((_, _, parametrization),) = list(spectral_parametrizations(net))
+    with torch.no_grad():
+        parametrization.gamma.fill_(2.5)
+    x = torch.randn(4, 5, dtype=plain.weight.dtype)
+    normalized = net[0].weight / 2.5  # W̄ = γ W/σ, so W̄/γ is W/σ
+    bias = plain.bias * (2.5 if on_bias else 1.0)
+    expected = 2.5 * x @ normalized.T + bias
+    assert_close(net(x), expected, **TIGHT)
+    assert torch.equal(net[0].bias, bias.detach()) if on_bias else torch.equal(net[0].bias, plain.bias)
+    # the bias parametrization holds the layer's own γ: one parameter, not a copy
+    assert sum(1 for p in net.parameters() if p is parametrization.gamma) == 1
+
+
 def test_output_scale_multiplies_output_and_gradient():
     net = apply_spectral_norm(make_mlp(), "sn").eval()
     x = torch.randn(3, 5)

@@ -298,28 +298,45 @@ def apply_spectral_norm(
     example_input=None,
     n_power_iterations: int = 1,
     gamma: str | None = None,
+    gamma_on_bias: bool = True,
 ) -> nn.Module:
     """Normalize every Linear / ConvNd / ConvTransposeNd layer of ``net`` with ``variant`` and scale ``s``.
 
     ``example_input`` (a batch, or a tuple of forward arguments) is run through the net once to record
     each layer's input shape; ``sn-strict`` needs it. ``gamma``: ``None``; ``"same"`` multiplies every
     normalized weight by one trainable scalar ``net.sn_gamma`` (init 1); ``"diff"`` by one trainable scalar
-    per layer (Miyato App. E, BSSN App. O). The gradient penalty of weight 10 that goes with the γ variants
-    is the trainer's business, not added here. Returns ``net``."""
+    per layer (Miyato App. E, BSSN App. O). With ``gamma_on_bias`` (the default, as the official BSN code
+    fjxmlzn/BSN does) each layer's bias is multiplied by its γ too, so the layer computes ``γ (W̄x + b)``;
+    without it only the weights are (docs/methods.md §3.6). The gradient penalty of weight 10 that goes with
+    the γ variants is the trainer's business, not added here. Returns ``net``."""
     SPECTRAL_VARIANTS.get(variant)
     layers = [(name, m) for name, m in net.named_modules() if isinstance(m, SUPPORTED_LAYERS)]
     make_gamma = GAMMA_MODES.get(gamma)(net) if gamma is not None else (lambda: None)
     shapes = {} if example_input is None else record_input_shapes(net, example_input, [m for _, m in layers])
     for _, layer in layers:
+        layer_gamma = make_gamma()
         spectral_norm(
             layer,
             variant,
             scale=scale,
             n_power_iterations=n_power_iterations,
             input_shape=shapes.get(layer),
-            gamma=make_gamma(),
+            gamma=layer_gamma,
         )
+        if layer_gamma is not None and gamma_on_bias and getattr(layer, "bias", None) is not None:
+            parametrize.register_parametrization(layer, "bias", BiasTimesGamma(layer_gamma))
     return net
+
+
+class BiasTimesGamma(nn.Module):
+    """``b̄ = γ·b``, with the γ the layer's weight parametrization holds (the same parameter)."""
+
+    def __init__(self, gamma: nn.Parameter):
+        super().__init__()
+        self.gamma = gamma
+
+    def forward(self, bias: torch.Tensor) -> torch.Tensor:
+        return self.gamma * bias
 
 
 class OutputScale(nn.Module):

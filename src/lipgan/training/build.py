@@ -76,6 +76,7 @@ def constrain_discriminator(D: nn.Module, cfg: Config, example_input: torch.Tens
             example_input=example_input,
             n_power_iterations=c.n_power_iterations,
             gamma=c.spectral_gamma,
+            gamma_on_bias=c.spectral_gamma_bias,
         )
     if c.output_scale != 1.0:
         D = OutputScale(D, c.output_scale)
