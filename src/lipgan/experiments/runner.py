@@ -102,6 +102,11 @@ def run_local_job(job: RunJob) -> dict:
         return {"status": SKIPPED}
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return train_job(job)
+        row = train_job(job)
     finally:
         signal.signal(signal.SIGINT, previous)
+    if row.get("status") == INTERRUPTED and _STOP is not None:
+        # the worker stops the queue itself: the parent, slow under load, may set the event only after
+        # this worker has already taken the next job, which would then train on with nobody to stop it
+        _STOP.set()
+    return row
