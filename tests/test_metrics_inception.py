@@ -375,3 +375,28 @@ def test_weights_path_argument_then_environment(monkeypatch, weights, tmp_path):
     assert resolve_inception_weights() == weights
     with pytest.raises(MissingFileError, match="not found"):
         resolve_inception_weights(tmp_path / "absent.pth")
+
+
+def test_precision_recall_on_features_with_known_answers():
+    from lipgan.metrics.protocols import precision_recall
+
+    gen = torch.Generator().manual_seed(0)
+    real = torch.randn(200, 16, generator=gen)
+    assert precision_recall(real.clone(), real) == {"precision": 1.0, "recall": 1.0}
+    far = real + 1000.0  # every fake outside every real ball and the other way round
+    assert precision_recall(far, real) == {"precision": 0.0, "recall": 0.0}
+    # fakes = the reals in one half-space: all of them are real-like (precision 1), and reals of the other
+    # half lie outside the fakes' small balls (recall strictly between 0 and 1)
+    half = real[real[:, 0] > 0.5]
+    result = precision_recall(half, real)
+    assert result["precision"] == 1.0 and 0.0 < result["recall"] < 1.0
+
+
+def test_the_quick_protocol_reports_precision_and_recall():
+    from lipgan.metrics import PROTOCOLS
+
+    (measurement,) = PROTOCOLS.get("quick").measurements
+    assert measurement.metrics == ("is", "fid", "kid", "prc")
+    assert all(
+        "prc" not in m.metrics for name in ("gran", "gn", "bssn") for m in PROTOCOLS.get(name).measurements
+    )

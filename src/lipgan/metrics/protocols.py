@@ -36,13 +36,15 @@ from lipgan.metrics.inception import (
 )
 from lipgan.registry import Registry
 
-METRIC_NAMES = ("is", "fid", "kid")
+METRIC_NAMES = ("is", "fid", "kid", "prc")
+PRC_NEIGHBORHOOD = 3  # k of the k-NN balls (Kynkäänniemi et al. 2019; torch-fidelity's default)
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """One comparison: `metrics` ⊆ {"is", "fid", "kid"} from `n_fake` generated images, FID/KID against
-    `n_real` images (None: all) of the real split `split`; result keys get `suffix` appended."""
+    """One comparison: `metrics` ⊆ {"is", "fid", "kid", "prc"} from `n_fake` generated images, FID, KID and
+    precision/recall against `n_real` images (None: all) of the real split `split`; result keys get
+    `suffix` appended."""
 
     metrics: tuple[str, ...]
     n_fake: int
@@ -51,7 +53,7 @@ class Measurement:
     suffix: str = ""
 
     def needs_real(self) -> bool:
-        return any(name in ("fid", "kid") for name in self.metrics)
+        return any(name in ("fid", "kid", "prc") for name in self.metrics)
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,8 @@ PROTOCOLS.register("bssn")(
 )
 PROTOCOLS.register("quick")(
     Protocol(
-        "quick check during training: IS, FID, KID from 1k generated vs 1k real",
-        (Measurement(("is", "fid", "kid"), 1_000, "train", 1_000),),
+        "quick check during training: IS, FID, KID, precision and recall from 1k generated vs 1k real",
+        (Measurement(("is", "fid", "kid", "prc"), 1_000, "train", 1_000),),
     )
 )
 
@@ -194,10 +196,25 @@ def measure(
                 pool3, real_pool3, settings.kid_subset_size, settings.kid_subsets, settings.seed
             )
         )
+    if "prc" in measurement.metrics:
+        results.update(precision_recall(pool3, real_pool3))
     results["n_fake"] = n_fake
     if measurement.needs_real():
         results["n_real"] = len(real_pool3)
     return {f"{key}{measurement.suffix}": value for key, value in results.items()}
+
+
+def precision_recall(features_fake: torch.Tensor, features_real: torch.Tensor) -> dict[str, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) through torch-fidelity's k-NN balls (k = 3),
+    on the Inception pool3 features the other metrics use, as StudioGAN computes them (torch-fidelity's own
+    default is VGG-16 features, whose weights would be one more download). Precision is the share of fakes
+    inside some real sample's ball, recall the share of reals inside some fake's (docs/methods.md §9.4)."""
+    from torch_fidelity.metric_prc import calculate_precision_recall_part
+
+    precision, recall = calculate_precision_recall_part(
+        features_fake.double(), features_real.double(), neighborhood=PRC_NEIGHBORHOOD
+    )
+    return {"precision": float(precision), "recall": float(recall)}
 
 
 def _mean_over_draws(draws: list[dict[str, float]]) -> dict[str, float]:
