@@ -261,6 +261,33 @@ def cmd_configs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from lipgan.experiments.bench import BenchSettings, bench
+    from lipgan.experiments.bench_methods import DEFAULT_METHODS
+    from lipgan.experiments.bench_report import format_report
+
+    # `--methods a b key=value`: argparse gives the override to --methods; no method name holds "="
+    listed = args.methods or []
+    methods = [item for item in listed if "=" not in item] if listed else list(DEFAULT_METHODS)
+    overrides = [*args.overrides, *(item for item in listed if "=" in item)]
+    settings = BenchSettings(
+        arch=args.arch,
+        batch=args.batch,
+        n_dis=args.n_dis,
+        methods=tuple(methods),
+        precision=args.precision,
+        device=args.device,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        overrides=tuple(overrides),
+    )
+    summary = bench(settings, args.json, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_report(summary))
+    if args.json:
+        print(f"json: {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="lipgan", description=__doc__.split("\n")[0] + " Lipschitz GAN toolkit.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -351,6 +378,52 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("pattern", nargs="?", help="show only the configs whose name or paper holds this text")
     p.set_defaults(func=cmd_configs)
+
+    from lipgan.experiments.bench_methods import BENCH_METHODS, DEFAULT_METHODS  # no torch: names only
+
+    methods = "; ".join(f"{name}: {BENCH_METHODS.get(name).summary}" for name in DEFAULT_METHODS)
+    p = sub.add_parser(
+        "bench",
+        help="time the D step, G step and iteration of every method, with peak memory",
+        description="Time one training iteration (--n-dis D steps, then one G step) of each method, built "
+        "from the training config as `lipgan train` builds it, on random data shaped like the arch's "
+        "samples. Each repetition runs every method once, in an order rotated between repetitions, after "
+        "--warmup untimed rounds. Prints two tables, of the medians and of the minima over the repetitions "
+        "(other work on the machine only adds time): each method's times, its time over vanilla's and "
+        "official-gn's time over the method's (official-gn: GN with the double backward in the D and the G "
+        "step, as the official GNGAN code; gn, gran, pgn skip it in the G step, docs/methods.md §2.8), and "
+        "the peak memory of an iteration: on CUDA torch.cuda.max_memory_allocated above what was allocated "
+        "before it, on CPU the peak resident memory above the resident memory before it (a lower bound). "
+        "Not timed: the NaN guard, the EMA, logging, data loading. Every method uses the hinge loss and "
+        f"Adam. Methods (§: docs/methods.md): {methods}.",
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config settings for every method, e.g. model.options={width: 0.5} or "
+        "model.options={resolution: 48} (the samples take G's shape); not the keys the flags or the "
+        "methods set",
+    )
+    p.add_argument("--arch", default="sngan-cnn", help="architecture (default sngan-cnn, 3×32×32 samples)")
+    p.add_argument("--batch", type=int, default=64, help="batch size of reals and of fakes (default 64)")
+    p.add_argument("--n-dis", type=int, default=1, help="D steps per iteration (default 1)")
+    p.add_argument(
+        "--methods", nargs="+", metavar="METHOD", help="methods to time, in this order (default: all ten)"
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        help="fp32 (default), bf16 or fp16: the iteration under torch.autocast, no loss scaling; fp16 needs "
+        "CUDA",
+    )
+    p.add_argument("--device", default="auto", help="auto (default: cuda if present), cpu, cuda or cuda:N")
+    p.add_argument("--repeats", type=int, default=10, help="timed repetitions of every method (default 10)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed rounds before them (default 2)")
+    p.add_argument(
+        "--json", metavar="FILE", help="also write every median, minimum, ratio and sample as JSON"
+    )
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
