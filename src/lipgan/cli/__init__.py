@@ -14,36 +14,11 @@ import sys
 import threading
 from pathlib import Path
 
+from lipgan.cli.common import OneLineParser, split_train_args
+from lipgan.cli.experiments import add_experiment_commands
 from lipgan.errors import ConfigError, LipganError, is_file_system_fault, quiet_file_system_errors
-from lipgan.training.config import SHIPPED_CONFIGS, find_config
+from lipgan.training.config import find_config
 from lipgan.training.validate import check_protocol, check_seed
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line (and a pointer to --help), not the usage block."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
-        # argparse reports leftover arguments from the top-level parser; name the command they were given to
-        parsed, extras = self.parse_known_args(args, namespace)
-        if extras:
-            command = getattr(parsed, "command", None)
-            prog = f"{self.prog} {command}" if command else self.prog
-            self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)} (see {prog} --help)\n")
-        return parsed
-
-
-def split_train_args(items: list[str]) -> tuple[str | None, list[str]]:
-    """`[CONFIG] [key=value ...]` -> (config, overrides)."""
-    config = None
-    if items and "=" not in items[0]:
-        config, items = items[0], items[1:]
-    stray = [item for item in items if "=" not in item]
-    if stray:
-        raise ConfigError(f"expected key=value overrides after the config, got {stray[0]!r}")
-    return config, items
 
 
 def at_least(flag: str, value: int | None, low: int) -> None:
@@ -200,67 +175,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from lipgan.experiments.sweep import SweepOptions, retable, run_sweep
-
-    if args.table:
-        if args.items:
-            raise ConfigError(
-                "--table SWEEP_DIR re-aggregates a sweep; give no grid file or overrides with it"
-            )
-        for path in retable(args.table):
-            print(path)
-        return 0
-    if not args.items:
-        raise ConfigError(
-            "give a grid file (e.g. sweeps/embedded/lipreg_table2, see lipgan configs) or --table DIR"
-        )
-    grid, overrides = split_train_args(args.items)
-    if grid is None:
-        raise ConfigError("the first argument must be the grid file, before any key=value override")
-    options = SweepOptions(
-        workers=args.workers,
-        backend=args.backend,
-        address=args.address,
-        threads=args.threads,
-        gpus_per_run=args.gpus_per_run,
-        retry_failed=args.retry_failed,
-        dry_run=args.dry_run,
-        sweeps_dir=args.sweeps_dir,
-        sweep_dir=args.dir,
-    )
-    sweep_dir, counts = run_sweep(find_config(grid), overrides, options)
-    if args.dry_run:
-        return 0
-    print(f"sweep directory: {sweep_dir}")
-    print(f"table:           {sweep_dir / 'table.md'}")
-    print(
-        f"runs: {counts['ok']} ok, {counts['diverged']} diverged, {counts['failed']} failed this time; "
-        f"{counts['done']} already done, {counts['failed_kept']} failed earlier (--retry-failed reruns them)"
-    )
-    if counts["interrupted"]:
-        print(
-            "interrupted: every run that was training saved a checkpoint; rerun the same command to continue"
-        )
-        return 130
-    return 1 if counts["failed"] or counts["failed_kept"] else 0
-
-
-def cmd_configs(args: argparse.Namespace) -> int:
-    from lipgan.training.catalog import format_table, matching, shipped_configs
-
-    configs = matching(shipped_configs(), args.pattern)
-    if not configs:
-        raise ConfigError(f"no shipped config matches {args.pattern!r} (lipgan configs lists them all)")
-    print(format_table(configs))
-    print(
-        f"# {len(configs)} configs in {SHIPPED_CONFIGS}: give the name to lipgan train (use train) or "
-        "lipgan sweep (use sweep)",
-        file=sys.stderr,
-    )
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="lipgan", description=__doc__.split("\n")[0] + " Lipschitz GAN toolkit.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -308,49 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.set_defaults(func=cmd_probe)
 
-    p = sub.add_parser(
-        "sweep",
-        help="run a grid of configs × seeds and write the paper-style table (resumable)",
-        description="Run every cell × seed of a grid file as an ordinary run under "
-        "sweeps/<00000>-<name>/runs/"
-        ", then write cells.jsonl, table.md, table.csv and plots/. Running the same command again continues "
-        "the sweep: finished runs are skipped and interrupted ones resume from their checkpoint. Overrides "
-        "(key=value) apply to every run.",
-    )
-    p.add_argument(
-        "items",
-        nargs="*",
-        metavar="GRID.yaml [key=value]",
-        help="grid file (a path, or a name from lipgan configs) and overrides",
-    )
-    p.add_argument("--workers", type=int, default=1, help="runs at a time (default 1)")
-    p.add_argument("--backend", default="local", help="local (a process pool, default) or ray")
-    p.add_argument(
-        "--address", help="Ray cluster: auto (default), ray://HOST:PORT, or local for a new instance"
-    )
-    p.add_argument(
-        "--threads", type=int, help="torch threads per run (default: cores / workers locally, 1 on Ray)"
-    )
-    p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs each Ray task asks for (default 0)")
-    p.add_argument("--dry-run", action="store_true", help="list the cells and runs, and train nothing")
-    p.add_argument("--retry-failed", action="store_true", help="run the failed runs again")
-    p.add_argument("--table", metavar="SWEEP_DIR", help="re-aggregate a sweep directory without training")
-    p.add_argument(
-        "--dir", metavar="SWEEP_DIR", help="use this sweep directory (default: sweeps/<00000>-<name>)"
-    )
-    p.add_argument("--sweeps-dir", default="sweeps", help="where new sweep directories go (default sweeps)")
-    p.set_defaults(func=cmd_sweep)
-
-    p = sub.add_parser(
-        "configs",
-        help="list the shipped configs with their paper, table and reported numbers",
-        description="List the configs that ship with lipgan, read from each file's header: the paper, the "
-        "table or figure it reproduces and the numbers the paper reports ('-' where there are none). Give a "
-        "name to `lipgan train NAME` (use: train) or `lipgan sweep NAME` (use: sweep); copy a file from "
-        f"{SHIPPED_CONFIGS} to change it.",
-    )
-    p.add_argument("pattern", nargs="?", help="show only the configs whose name or paper holds this text")
-    p.set_defaults(func=cmd_configs)
+    add_experiment_commands(sub)
     return parser
 
 
