@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from lipgan.errors import ConfigError
@@ -43,37 +45,48 @@ def local_backend(workers: int, **_) -> Runner:
 
 
 def run_local(jobs: Sequence[RunJob], on_result: OnResult, workers: int) -> bool:
+    """Run the jobs on the pool; Ctrl-C stops the queue and waits for the running runs' checkpoints.
+
+    Ctrl-C is a flag set by a handler and read between waits, not a KeyboardInterrupt: the kernel may
+    deliver the signal to any thread of this process, and Python then raises it in the main thread only when
+    that thread next wakes, anywhere in the loop, where it could be swallowed or leave a job unreported."""
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_local_worker, initargs=(stop,))
     futures = {pool.submit(run_local_job, job): job for job in jobs}
-    interrupted = False
+    requested: list[int] = []
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal.signal needs it
+    previous = None
+    if in_main_thread:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: requested.append(signum))
     try:
-        for future in as_completed(futures):
-            on_result(futures[future], _local_row(future))
-    except KeyboardInterrupt:
-        interrupted = True
-        stop.set()
-        for future in futures:
-            future.cancel()
-        for future in futures:  # the running ones finish their checkpoint first
-            if not future.cancelled():
-                on_result(futures[future], _local_row(future))
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                if not future.cancelled():
+                    on_result(futures[future], _local_row(future))
+            if requested and not stop.is_set():
+                stop.set()  # queued runs never start; the running ones got the signal and checkpoint
+                for future in pending:
+                    future.cancel()
     finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
         pool.shutdown(wait=True, cancel_futures=True)
-    return interrupted
+    return bool(requested)
+
+
+POLL_SECONDS = 0.2
 
 
 def _local_row(future) -> dict:
-    while True:
-        try:
-            return future.result()
-        except KeyboardInterrupt:  # a second Ctrl-C while the workers checkpoint: keep waiting for them
-            continue
-        except CancelledError:
-            return {"status": INTERRUPTED}
-        except BrokenProcessPool as err:
-            return {"status": FAILED, "metrics": {}, "error": f"the worker process died: {err}"}
+    try:
+        return future.result()
+    except CancelledError:
+        return {"status": INTERRUPTED}
+    except BrokenProcessPool as err:
+        return {"status": FAILED, "metrics": {}, "error": f"the worker process died: {err}"}
 
 
 RAY_MISSING = "--backend ray needs Ray, an optional extra: pip install 'lipgan[ray]'"
