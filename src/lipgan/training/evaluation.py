@@ -61,8 +61,9 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, dataset, device: torch.d
 class Evaluator:
     """Evaluation during training (rank 0 only). It measures and records; the trainer decides what is best.
 
-    `evaluate(G, step, checkpoint)` returns the record of one evaluation (step, checkpoint, metrics, and
-    `improves` when the primary metric beats `best`); `write(record)` appends it to eval.jsonl."""
+    `evaluate(G, step, checkpoint)` returns the record of one evaluation (step, checkpoint, metrics);
+    `improves(record, best)` says whether its primary metric beats `best`; `write(record)` appends it to
+    eval.jsonl."""
 
     def __init__(self, cfg: Config, dataset, device: torch.device, run_dir: Path):
         self.cfg, self.dataset, self.device, self.run_dir = cfg, dataset, device, run_dir
