@@ -32,6 +32,16 @@ class CriticOutput:
 Critic = Callable[..., CriticOutput]
 
 
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+def to_fp32(t: Tensor) -> Tensor:
+    """`t` in float32 when autocast made it bf16 or fp16; float32 and float64 tensors stay as they are.
+    The critic's outputs, the per-sample norm and the normalization formulas run in float32 under mixed
+    precision (docs/methods.md §2.10)."""
+    return t.float() if t.dtype in LOW_PRECISION else t
+
+
 def per_sample_norm(t: Tensor) -> Tensor:
     """`||t_i||₂` over every non-batch dimension: [B, ...] -> [B] (the norm `n` of docs/methods.md)."""
     return torch.linalg.vector_norm(t.flatten(1), dim=1)
@@ -74,7 +84,7 @@ def raw_head(net: Callable[[Tensor], Tensor], constraint: Any = None) -> Critic:
     """D as it is (possibly spectrally normalized and output-scaled): `out = raw = f`."""
 
     def critic(x: Tensor, mode: str = "full") -> CriticOutput:
-        raw = net(x).reshape(x.shape[0])
+        raw = to_fp32(net(x).reshape(x.shape[0]))
         return CriticOutput(raw, raw, None)
 
     return critic

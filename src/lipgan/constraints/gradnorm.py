@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.critic import per_sample_norm
+from lipgan.constraints.critic import per_sample_norm, to_fp32
 from lipgan.constraints.defaults import DEFAULT_EPS, DEFAULT_TAU
 from lipgan.constraints.gradnorm_methods import GRADNORM_METHODS, GradNormMethod
 from lipgan.errors import ConfigError
@@ -103,6 +103,7 @@ def _normalize(
     x_in = _input_with_grad(x)  # [B, ...]
     f = _per_sample_output(D(x_in, *d_args, **d_kwargs), x.shape[0])  # [B]
     grad = input_grad(f, x_in)  # [B, ...]
+    f, grad = to_fp32(f), to_fp32(grad)  # the norm and the formula in float32 under autocast
     divisor = method.norm(f, grad)  # [B]
     out = method.normalize(f, divisor, tau, eps)  # [B]
     grad_norm = per_sample_norm(grad)  # [B]

@@ -4,17 +4,15 @@ memory of one iteration there, and when the clock may be read (docs/methods.md Â
 
 from __future__ import annotations
 
-import contextlib
 import resource
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from lipgan.errors import ConfigError
 from lipgan.registry import Registry
+from lipgan.training.precision import PRECISIONS, Precision  # noqa: F401 (re-exported)
 
 
 def synchronize(device: torch.device) -> None:
@@ -22,46 +20,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-# --- precisions ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Precision:
-    name: str
-    dtype: torch.dtype | None  # the autocast dtype; None: no autocast
-    check: Callable[[torch.device], None]  # raises ConfigError where the device cannot run it
-
-    def context(self, device: torch.device) -> contextlib.AbstractContextManager:
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=self.dtype)
-
-
-PRECISIONS: Registry[Precision] = Registry("precision")
-
-
-def _any_device(device: torch.device) -> None:
-    return None
-
-
-def _bf16_device(device: torch.device) -> None:
-    # CPU autocast runs bf16 everywhere (emulated where the CPU lacks AVX512-BF16/AMX, hence slow there)
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"--precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16")
-
-
-def _fp16_device(device: torch.device) -> None:
-    if device.type != "cuda":
-        raise ConfigError(f"--precision fp16 needs CUDA; the device is {device} (use bf16 or fp32 there)")
-
-
-for _precision in (
-    Precision("fp32", None, _any_device),
-    Precision("bf16", torch.bfloat16, _bf16_device),
-    Precision("fp16", torch.float16, _fp16_device),
-):
-    PRECISIONS.register(_precision.name)(_precision)
-
+# --- precisions: training's own (lipgan.training.precision), named by the bench's flag --------------------
 
 # --- peak memory -----------------------------------------------------------------------------------------
 

@@ -103,6 +103,7 @@ class TrainConfig:
     probe_every: int = 0  # cheap probes into metrics.jsonl; 0 disables
     grid_size: int = 64
     plots: bool = True  # training/eval curve PNGs at the end of a run
+    precision: str = "fp32"  # fp32 | bf16 (autocast; the norms and losses stay fp32): training/precision.py
 
 
 @dataclass

@@ -38,6 +38,7 @@ from lipgan.training.config import Config, dump_config
 from lipgan.training.ema import GeneratorEMA
 from lipgan.training.guard import module_is_finite
 from lipgan.training.logs import SAMPLE_WRITERS, reference_points
+from lipgan.training.precision import autocast_for
 from lipgan.training.run_dir import (
     create_run_dir,
     environment_record,
@@ -93,7 +94,16 @@ def make_step_parts(cfg: Config, models, info: ddp.DistInfo, device: torch.devic
         opt_g=build_optimizer(models.G.parameters(), cfg.optim.lr_g, cfg),
         regularizers=active_regularizers(cfg),
         augment=AUGMENTS.get(cfg.data.augment),
+        autocast=training_autocast(cfg.train.precision, device),
     )
+
+
+def training_autocast(name: str, device: torch.device):
+    """The autocast of `train.precision` on `device` (validate has refused fp16: no GradScaler yet)."""
+    try:
+        return autocast_for(name, device)
+    except ConfigError as err:
+        raise ConfigError(f"train.precision: {str(err).removeprefix('--precision ')}") from None
 
 
 def open_session(cfg: Config, run_dir: Path | None, resume: bool, create: bool = False) -> Session:

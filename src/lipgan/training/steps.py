@@ -8,6 +8,7 @@ entry elsewhere; nothing here branches on the method.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from torch import nn
 from lipgan.losses import Loss
 from lipgan.training.augmentation import AUGMENTS, Augmentation
 from lipgan.training.config import Config
+from lipgan.training.precision import to_fp32
 from lipgan.training.regularizers import REGULARIZERS, ActiveRegularizer, DStepBatch, active_regularizers
 
 # the regularizer names stay importable from here, where the trainer and the tests have found them
@@ -45,6 +47,7 @@ class StepParts:
     opt_g: torch.optim.Optimizer
     regularizers: list[ActiveRegularizer] = field(default_factory=list)  # active_regularizers(cfg)
     augment: Augmentation = AUGMENTS.get("none")  # data.augment: what D sees (docs/methods.md §6.6)
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext  # train.precision
 
 
 def discriminator_step(
@@ -54,12 +57,13 @@ def discriminator_step(
     fake = fake.detach()
     real = parts.augment.reals(real, generator)
     n_real = real.shape[0]
-    scores = parts.critic(parts.augment.d_input(torch.cat([real, fake]), generator), mode="full")
-    out_real, out_fake = scores.out[:n_real], scores.out[n_real:]
-    d_loss = parts.loss.d_loss(out_real, out_fake)
-    batch = DStepBatch(real, fake, scores, generator)
-    terms = {reg.name: reg(parts.d_net, parts.critic, batch) for reg in parts.regularizers}
-    total = d_loss + sum(terms.values())
+    with parts.autocast():
+        scores = parts.critic(parts.augment.d_input(torch.cat([real, fake]), generator), mode="full")
+        out_real, out_fake = to_fp32(scores.out[:n_real]), to_fp32(scores.out[n_real:])
+        d_loss = parts.loss.d_loss(out_real, out_fake)
+        batch = DStepBatch(real, fake, scores, generator)
+        terms = {reg.name: to_fp32(reg(parts.d_net, parts.critic, batch)) for reg in parts.regularizers}
+        total = d_loss + sum(terms.values())
     parts.opt_d.zero_grad(set_to_none=True)
     total.backward()
     parts.opt_d.step()
@@ -67,8 +71,8 @@ def discriminator_step(
     stats.update({f"d_{name}": value.detach() for name, value in terms.items()})
     stats["out_real"] = out_real.detach()
     stats["out_fake"] = out_fake.detach()
-    stats["raw_real"] = scores.raw[:n_real].detach()
-    stats["raw_fake"] = scores.raw[n_real:].detach()
+    stats["raw_real"] = to_fp32(scores.raw[:n_real].detach())
+    stats["raw_fake"] = to_fp32(scores.raw[n_real:].detach())
     if scores.grad_norm is not None:
         stats["n_real"] = scores.grad_norm[:n_real].detach()
         stats["n_fake"] = scores.grad_norm[n_real:].detach()
@@ -82,10 +86,11 @@ def generator_step(
     the full mode; for piecewise-linear D both give the same gradient (docs/methods.md §2.8). DiffAugment,
     when on, sits between G and D (drawing from `generator`), so G's gradient passes through it."""
     mode = "generator" if parts.cfg.constraint.generator_fast_path else "full"
-    fake = parts.augment.d_input(parts.G(z), generator)
     parts.D.requires_grad_(False)  # only G's gradient is needed; D's would be thrown away
     try:
-        g_loss = parts.loss.g_loss(parts.g_critic(fake, mode=mode).out)
+        with parts.autocast():
+            fake = parts.augment.d_input(parts.G(z), generator)
+            g_loss = parts.loss.g_loss(to_fp32(parts.g_critic(fake, mode=mode).out))
         parts.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
     finally:

@@ -211,6 +211,7 @@ RULES: dict[str, Rule] = {
     "train.probe_every": int_at_least(0),
     "train.grid_size": int_at_least(1),
     "train.plots": boolean,
+    "train.precision": registered("lipgan.training.precision", "PRECISIONS"),
     "eval.protocol": lambda key, value: check_protocol(value, key),
     "eval.n_samples": zero_or_at_least(2, "the protocol's default"),  # FID needs a covariance: 2 samples
     "eval.inception_weights": optional(text),
@@ -235,5 +236,9 @@ def validate(cfg: Any) -> None:
     """Every field's rule, then the checks across fields; the first failure raises `ConfigError`."""
     for key, value in leaves(cfg):
         RULES[key](key, value)
+    if cfg.train.precision == "fp16":  # before any compute, --dry-run included
+        raise ConfigError(
+            "train.precision=fp16 needs a GradScaler, which training does not have yet; use bf16 or fp32"
+        )
     if cfg.constraint.spectral_gamma is not None and cfg.constraint.spectral is None:
         raise ConfigError("constraint.spectral_gamma needs constraint.spectral (sn, sn-strict or bsn)")

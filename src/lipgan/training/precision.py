@@ -1,0 +1,67 @@
+"""Mixed precision, `train.precision` (and `lipgan bench --precision`): fp32, bf16 autocast, fp16 autocast.
+
+Autocast runs the networks' matrix products and convolutions in the low precision. What is sensitive to it
+stays in float32 (docs/methods.md §2.10): a gradient normalization's per-sample norm and formula (a ratio of
+two nearly equal numbers when |f| ≫ n, which bf16's 8-bit mantissa would round to 1), and the losses, whose
+softplus of a domain-scaled output loses everything below 2⁻⁸ of it. bf16 runs on CPU and on CUDA devices
+that support it; fp16 needs CUDA and a GradScaler, which training does not have yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from lipgan.constraints.critic import LOW_PRECISION, to_fp32  # noqa: F401 (re-exported)
+from lipgan.errors import ConfigError
+from lipgan.registry import Registry
+
+# --- precisions ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str
+    dtype: torch.dtype | None  # the autocast dtype; None: no autocast
+    check: Callable[[torch.device], None]  # raises ConfigError where the device cannot run it
+
+    def context(self, device: torch.device) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=self.dtype)
+
+
+PRECISIONS: Registry[Precision] = Registry("precision")
+
+
+def _any_device(device: torch.device) -> None:
+    return None
+
+
+def _bf16_device(device: torch.device) -> None:
+    # CPU autocast runs bf16 everywhere (emulated where the CPU lacks AVX512-BF16/AMX, hence slow there)
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"--precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16")
+
+
+def _fp16_device(device: torch.device) -> None:
+    if device.type != "cuda":
+        raise ConfigError(f"--precision fp16 needs CUDA; the device is {device} (use bf16 or fp32 there)")
+
+
+for _precision in (
+    Precision("fp32", None, _any_device),
+    Precision("bf16", torch.bfloat16, _bf16_device),
+    Precision("fp16", torch.float16, _fp16_device),
+):
+    PRECISIONS.register(_precision.name)(_precision)
+
+
+def autocast_for(name: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """A factory of the autocast context of precision `name` on `device`, after checking the device can."""
+    precision = PRECISIONS.get(name)
+    precision.check(device)
+    return lambda: precision.context(device)
