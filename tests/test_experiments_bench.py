@@ -19,9 +19,10 @@ from lipgan.experiments.bench import (
     rotated,
     run_iteration,
 )
-from lipgan.experiments.bench_device import PRECISIONS, RssPeak
+from lipgan.experiments.bench_device import RssPeak
 from lipgan.experiments.bench_methods import BENCH_METHODS, DEFAULT_METHODS
 from lipgan.experiments.bench_report import PHASES, format_report, format_table, summarize
+from lipgan.training.precision import PRECISIONS
 
 TINY = ["--arch", "digits-cnn", "--batch", "8", "--device", "cpu", "model.options={width: 0.25}"]
 

@@ -48,7 +48,9 @@ def test_a_bf16_d_step_agrees_with_fp32_within_bf16_rounding(tmp_path):
         session = open_session(cfg, None, resume=False)
         real = next(session.stream)[0]
         fake = torch.randn(real.shape, generator=torch.Generator().manual_seed(2)).clamp(-1, 1)
-        losses[precision] = float(discriminator_step(session.parts, real, fake, session.aux_gen)["d_loss"])
+        stats = discriminator_step(session.parts, real, fake, session.aux_gen)
+        assert stats["d_loss"].dtype == stats["raw_real"].dtype == torch.float32
+        losses[precision] = float(stats["d_loss"])
     difference = abs(losses["bf16"] - losses["fp32"])
     assert 0.0 < difference < 0.05 * abs(losses["fp32"])
     assert 4 * 2 * BF16_UNIT_ROUNDOFF < 0.05  # the bound above, as arithmetic

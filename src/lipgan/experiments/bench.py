@@ -26,13 +26,14 @@ from pathlib import Path
 import torch
 
 from lipgan.errors import ConfigError
-from lipgan.experiments.bench_device import MEMORY_PROBES, PRECISIONS, Precision, synchronize
+from lipgan.experiments.bench_device import MEMORY_PROBES, synchronize
 from lipgan.experiments.bench_methods import BENCH_METHODS, DEFAULT_METHODS
 from lipgan.experiments.bench_report import summarize
 from lipgan.nets import ARCHS, build_gan
 from lipgan.training.build import build_models, resolve_device
 from lipgan.training.config import Config, load_config, parse_overrides
 from lipgan.training.ddp import DistInfo
+from lipgan.training.precision import PRECISIONS, Precision
 from lipgan.training.run_dir import environment_record, write_json
 from lipgan.training.session import make_step_parts
 from lipgan.training.steps import StepParts, discriminator_step, generator_step

@@ -1,5 +1,6 @@
-"""What `lipgan bench` needs to know about the device: the precisions it can run, how to read the peak
-memory of one iteration there, and when the clock may be read (docs/methods.md §6.1 describes the iteration).
+"""What `lipgan bench` needs to know about the device: how to read the peak memory of one iteration there,
+and when the clock may be read (docs/methods.md §6.1 describes the iteration). The precisions it runs are
+training's own, `lipgan.training.precision.PRECISIONS`.
 """
 
 from __future__ import annotations
@@ -12,15 +13,12 @@ from pathlib import Path
 import torch
 
 from lipgan.registry import Registry
-from lipgan.training.precision import PRECISIONS, Precision  # noqa: F401 (re-exported)
 
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":  # CUDA runs asynchronously: a clock read needs the queued kernels done
         torch.cuda.synchronize(device)
 
-
-# --- precisions: training's own (lipgan.training.precision), named by the bench's flag --------------------
 
 # --- peak memory -----------------------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import torch
 
-from lipgan.constraints.critic import LOW_PRECISION, to_fp32  # noqa: F401 (re-exported)
 from lipgan.errors import ConfigError
 from lipgan.registry import Registry
 

@@ -18,7 +18,6 @@ from torch import nn
 from lipgan.losses import Loss
 from lipgan.training.augmentation import AUGMENTS, Augmentation
 from lipgan.training.config import Config
-from lipgan.training.precision import to_fp32
 from lipgan.training.regularizers import REGULARIZERS, ActiveRegularizer, DStepBatch, active_regularizers
 
 # the regularizer names stay importable from here, where the trainer and the tests have found them
@@ -57,12 +56,14 @@ def discriminator_step(
     fake = fake.detach()
     real = parts.augment.reals(real, generator)
     n_real = real.shape[0]
+    # under autocast the critic still returns float32 (constraints/critic.py), and the penalty and CR terms
+    # are built from it or from input gradients, which take the float32 input's dtype
     with parts.autocast():
         scores = parts.critic(parts.augment.d_input(torch.cat([real, fake]), generator), mode="full")
-        out_real, out_fake = to_fp32(scores.out[:n_real]), to_fp32(scores.out[n_real:])
+        out_real, out_fake = scores.out[:n_real], scores.out[n_real:]
         d_loss = parts.loss.d_loss(out_real, out_fake)
         batch = DStepBatch(real, fake, scores, generator)
-        terms = {reg.name: to_fp32(reg(parts.d_net, parts.critic, batch)) for reg in parts.regularizers}
+        terms = {reg.name: reg(parts.d_net, parts.critic, batch) for reg in parts.regularizers}
         total = d_loss + sum(terms.values())
     parts.opt_d.zero_grad(set_to_none=True)
     total.backward()
@@ -71,8 +72,8 @@ def discriminator_step(
     stats.update({f"d_{name}": value.detach() for name, value in terms.items()})
     stats["out_real"] = out_real.detach()
     stats["out_fake"] = out_fake.detach()
-    stats["raw_real"] = to_fp32(scores.raw[:n_real].detach())
-    stats["raw_fake"] = to_fp32(scores.raw[n_real:].detach())
+    stats["raw_real"] = scores.raw[:n_real].detach()
+    stats["raw_fake"] = scores.raw[n_real:].detach()
     if scores.grad_norm is not None:
         stats["n_real"] = scores.grad_norm[:n_real].detach()
         stats["n_fake"] = scores.grad_norm[n_real:].detach()
@@ -90,7 +91,7 @@ def generator_step(
     try:
         with parts.autocast():
             fake = parts.augment.d_input(parts.G(z), generator)
-            g_loss = parts.loss.g_loss(to_fp32(parts.g_critic(fake, mode=mode).out))
+            g_loss = parts.loss.g_loss(parts.g_critic(fake, mode=mode).out)
         parts.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
     finally:
