@@ -66,14 +66,28 @@ class Generator(nn.Module):
     """Base of every generator: maps a latent batch `[B, z_dim]` to samples `[B, *out_shape]`.
 
     `out_shape` is `(C, H, W)` for images and `(2,)` for points; samples lie in [−1, 1] for images.
+    A class-conditional generator has `num_classes > 0` and is called `G(z, y)` with labels `y` int64 [B]
+    in `0..num_classes−1`; its discriminator is called `D(x, y)` (docs/methods.md §7.8). An unconditional
+    one has `num_classes == 0` and is called `G(z)`, its D `D(x)`.
     """
 
-    def __init__(self, z_dim: int, out_shape: tuple[int, ...], z_dist: str = "normal"):
+    def __init__(self, z_dim: int, out_shape: tuple[int, ...], z_dist: str = "normal", num_classes: int = 0):
         super().__init__()
         Z_DISTRIBUTIONS.get(z_dist)
         self.z_dim = z_dim
         self.z_dist = z_dist
         self.out_shape = tuple(out_shape)
+        self.num_classes = int(num_classes)
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    def sample_y(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """Labels int64 `[n]` drawn uniformly from `0..num_classes−1` with `generator`."""
+        if not self.conditional:
+            raise ConfigError("an unconditional generator takes no class labels")
+        return torch.randint(self.num_classes, (n,), generator=generator, device=device)
 
     def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         """A latent batch `[n, z_dim]` on `device` (default: the device of the parameters), in their dtype."""
@@ -83,9 +97,19 @@ class Generator(nn.Module):
             device = reference.device if reference is not None else torch.device("cpu")
         return Z_DISTRIBUTIONS.get(self.z_dist)((n, self.z_dim), generator, device, dtype)
 
-    def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """`n` samples `[n, *out_shape]` from fresh latents."""
-        return self(self.sample_z(n, generator=generator, device=device))
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, device=None, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`n` samples `[n, *out_shape]` from fresh latents; a conditional generator draws uniform labels
+        after z from the same `generator` unless `y` [n] is given."""
+        z = self.sample_z(n, generator=generator, device=device)
+        if not self.conditional:
+            if y is not None:
+                raise ConfigError("an unconditional generator takes no class labels")
+            return self(z)
+        if y is None:
+            y = self.sample_y(n, generator=generator, device="cpu" if generator is not None else None)
+        return self(z, y.to(z.device))
 
 
 @dataclass
