@@ -72,7 +72,15 @@ def _seed():
 
 
 def test_registered_architectures():
-    assert set(ARCHS.names()) == {"sngan-cnn", "sngan-resnet", "dcgan", "bssn-mnist", "mlp2d", "digits-cnn"}
+    assert set(ARCHS.names()) == {
+        "sngan-cnn",
+        "sngan-resnet",
+        "dcgan",
+        "bssn-mnist",
+        "mlp2d",
+        "digits-cnn",
+        "mlp2d-cond",
+    }
     for arch in ARCHS:
         assert {"resolution", "channels", "z_dim", "init"} <= set(arch_options(arch))
 

@@ -170,8 +170,8 @@ def test_nan_guard_stops_with_the_step_and_quantity(tmp_path, monkeypatch):
     real_step = steps_module.discriminator_step
     calls = {"n": 0}
 
-    def poisoned(parts, real, fake, generator=None):
-        stats = real_step(parts, real, fake, generator)
+    def poisoned(parts, real, fake, *args):
+        stats = real_step(parts, real, fake, *args)
         calls["n"] += 1
         if calls["n"] >= 5:  # third generator step (n_dis = 2)
             stats["d_loss"] = torch.tensor(float("nan"))

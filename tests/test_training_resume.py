@@ -44,6 +44,12 @@ CASES = {
     "digits": lambda tmp, steps: digits_overrides(
         tmp, steps, **{"constraint.gradnorm": "gran", "cr.weight": 1.0, "train.ckpt_every": 2}
     ),
+    # a class-conditional run: real labels, seeded fake labels (their own RNG), GN on D_y, GP with labels
+    "toy_conditional": lambda tmp, steps: toy_overrides(
+        tmp,
+        steps,
+        **{"model.arch": "mlp2d-cond", "constraint.gradnorm": "gn", "penalty.weight": 1.0, "optim.ema": 0.9},
+    ),
     # GN + DiffAugment in both steps (aux RNG), on images
     "digits_diffaug": lambda tmp, steps: digits_overrides(
         tmp, steps, **{"constraint.gradnorm": "gn", "data.augment": "diffaug", "optim.n_dis": 2}

@@ -60,8 +60,11 @@ def draw_samples(run, n_samples: int, seed: int) -> tuple[torch.Tensor, torch.Te
 def context_from_run(run, out_dir: str | Path, n_samples: int = 256, seed: int = 0) -> ProbeContext:
     """A context from ``lipgan.training.load_run(...)``'s result: its D, critic, loss, generator and config,
     ``n_samples`` reals and fakes, and the run's ``metrics.jsonl``."""
+    from lipgan.nets.base import class_count
     from lipgan.training.build import arch_kwargs
 
+    if class_count(run.G):  # every probe calls D(x); a conditional D needs each sample's label too
+        raise ConfigError(f"{run.run_dir} is a class-conditional run; the analyses take unconditional ones")
     real, fake = draw_samples(run, n_samples, seed)
     return ProbeContext(
         D=run.D,

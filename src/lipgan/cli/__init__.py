@@ -100,8 +100,6 @@ def _fmt(value) -> str:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import torch
-
     from lipgan.training.load import load_run
     from lipgan.training.logs import SAMPLE_WRITERS, reference_points
 
@@ -110,13 +108,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     check_device_flag(args.device)
     if args.out:
         check_out_path(args.out)
+    if args.class_index is not None:
+        at_least("--class", args.class_index, 0)
     run = load_run(args.run, which=args.which, device=args.device)
-    gen = torch.Generator().manual_seed(args.seed)
-    with torch.no_grad():
-        fake = run.G(run.G.sample_z(args.n, generator=gen, device="cpu").to(run.device))
-    out = Path(args.out) if args.out else run.run_dir / "samples" / f"sample_{args.which}_seed{args.seed}"
+    fake, per_row = run.sample(args.n, args.seed, args.class_index)
+    which = "" if args.class_index is None else f"_class{args.class_index}"
+    default = run.run_dir / "samples" / f"sample_{args.which}_seed{args.seed}{which}"
+    out = Path(args.out) if args.out else default
     path = SAMPLE_WRITERS.get(run.dataset.kind)(
-        fake, reference_points(run.dataset), out, f"{run.cfg.name}, step {run.step}"
+        fake, reference_points(run.dataset), out, f"{run.cfg.name}, step {run.step}", per_row
     )
     print(path)
     return 0
@@ -202,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--which", choices=["last", "best"], default="last", help="checkpoint (default last)")
     p.add_argument("--out", help="output PNG path (default RUN/samples/...)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument(
+        "--class",
+        dest="class_index",
+        type=int,
+        metavar="K",
+        help="a conditional run: samples of class K only (default: a grid with one row per class)",
+    )
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("eval", help="evaluate a run's checkpoint with its protocol; appends to eval.jsonl")

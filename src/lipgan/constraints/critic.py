@@ -1,9 +1,13 @@
 """The critic: what the loss sees of a (constrained) discriminator, and the per-sample input-gradient norm.
 
-A critic is `critic(x, mode="full") -> CriticOutput(out, raw, grad_norm)`: `out` [B] is the constrained output
-fed to the loss, `raw` [B] is the network output f, and `grad_norm` [B] is `n = ||∇ₓ f||₂` where the
-constraint computed it (None otherwise). The trainer's D and G steps, `load_run` and every probe build their
-critic here, from the constraint settings (`gradnorm`, `tau`, `eps`; a `ConstraintConfig` or a mapping).
+A critic is `critic(x, mode="full", y=None) -> CriticOutput(out, raw, grad_norm)`: `out` [B] is the
+constrained output fed to the loss, `raw` [B] is the network output f, and `grad_norm` [B] is
+`n = ||∇ₓ f||₂` where the constraint computed it (None otherwise). The trainer's D and G steps, `load_run`
+and every probe build their critic here, from the constraint settings (`gradnorm`, `tau`, `eps`; a
+`ConstraintConfig` or a mapping).
+For a class-conditional D, `y` [B] holds each sample's label and the critic is that of `D_y(x) = D(x, y)`:
+every per-sample quantity, the input gradient included, is the one of the sample's own class (GN Eq. 16;
+docs/methods.md §2.11). The gradient is taken with respect to x only.
 """
 
 from __future__ import annotations
@@ -40,6 +44,14 @@ def to_fp32(t: Tensor) -> Tensor:
     The critic's outputs, the per-sample norm and the normalization formulas run in float32 under mixed
     precision (docs/methods.md §2.10)."""
     return t.float() if t.dtype in LOW_PRECISION else t
+
+
+def with_labels(net: Callable[..., Tensor], y: Tensor | None) -> Callable[[Tensor], Tensor]:
+    """`x -> net(x, y)`: the class-conditional D with its labels bound (`D_y`); `net` itself when `y` is
+    None. The labels are constants, so anything differentiated through it is w.r.t. x and the weights."""
+    if y is None:
+        return net
+    return lambda x: net(x, y)
 
 
 def per_sample_norm(t: Tensor) -> Tensor:
@@ -83,8 +95,8 @@ CRITIC_HEADS: Registry[Callable[[nn.Module, Any], Critic]] = Registry("critic he
 def raw_head(net: Callable[[Tensor], Tensor], constraint: Any = None) -> Critic:
     """D as it is (possibly spectrally normalized and output-scaled): `out = raw = f`."""
 
-    def critic(x: Tensor, mode: str = "full") -> CriticOutput:
-        raw = to_fp32(net(x).reshape(x.shape[0]))
+    def critic(x: Tensor, mode: str = "full", y: Tensor | None = None) -> CriticOutput:
+        raw = to_fp32(with_labels(net, y)(x).reshape(x.shape[0]))
         return CriticOutput(raw, raw, None)
 
     return critic
@@ -97,8 +109,9 @@ def gradnorm_head(net: Callable[[Tensor], Tensor], constraint: Any) -> Critic:
 
     method, tau, eps = (_setting(constraint, key) for key in ("gradnorm", "tau", "eps"))
 
-    def critic(x: Tensor, mode: str = "full") -> CriticOutput:
-        scored = gradient_normalize_with_raw(net, x, method=method, tau=tau, eps=eps, mode=mode)
+    def critic(x: Tensor, mode: str = "full", y: Tensor | None = None) -> CriticOutput:
+        labels = () if y is None else (y,)  # D(x, y): the labels reach D as its extra argument
+        scored = gradient_normalize_with_raw(net, x, *labels, method=method, tau=tau, eps=eps, mode=mode)
         return CriticOutput(scored.out, scored.raw, scored.grad_norm)
 
     return critic
@@ -109,7 +122,8 @@ def build_critic(net: Callable[[Tensor], Tensor], constraint: Any = None) -> Cri
     return CRITIC_HEADS.get("gradnorm" if _setting(constraint, "gradnorm") else "raw")(net, constraint)
 
 
-def critic_scores(critic: Critic, x: Tensor, mode: str = "full") -> CriticOutput:
-    """A critic's result as a CriticOutput, also from a user's critic that returns a plain tuple."""
-    result = critic(x, mode=mode)
+def critic_scores(critic: Critic, x: Tensor, mode: str = "full", y: Tensor | None = None) -> CriticOutput:
+    """A critic's result as a CriticOutput, also from a user's critic that returns a plain tuple (a user's
+    critic is called with `y` only when there are labels)."""
+    result = critic(x, mode=mode) if y is None else critic(x, mode=mode, y=y)
     return result if isinstance(result, CriticOutput) else CriticOutput(*result)

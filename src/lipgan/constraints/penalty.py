@@ -15,7 +15,7 @@ from typing import Protocol
 
 import torch
 
-from lipgan.constraints.critic import input_grad_norm
+from lipgan.constraints.critic import input_grad_norm, with_labels
 from lipgan.registry import Registry
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
@@ -61,6 +61,24 @@ def at_real_and_fake(
     return torch.cat([real, fake], dim=0)
 
 
+# the labels of a conditional D at each site: an interpolate keeps its real endpoint's label, as
+# StudioGAN's conditional WGAN-GP does (docs/methods.md §4.1)
+SITE_LABELS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "interpolates": lambda y_real, y_fake: y_real,
+    "real": lambda y_real, y_fake: y_real,
+    "fake": lambda y_real, y_fake: y_fake,
+    "real+fake": lambda y_real, y_fake: torch.cat([y_real, y_fake]),
+}
+
+
+def site_labels(at: str, y_real: torch.Tensor | None, y_fake: torch.Tensor | None) -> torch.Tensor | None:
+    """The class labels of the penalty points of site ``at`` (None for an unconditional D)."""
+    PENALTY_SITES.get(at)
+    if y_real is None:
+        return None
+    return SITE_LABELS[at](y_real, y_fake)
+
+
 def input_gradient_norms(D: Critic, points: torch.Tensor) -> torch.Tensor:
     """``||∇ₓ D(x)||₂`` per sample over all input dims, kept differentiable (``create_graph=True``).
 
@@ -81,17 +99,21 @@ def gradient_penalty(
     center: float = 1.0,
     at: str = "interpolates",
     generator: torch.Generator | None = None,
+    y_real: torch.Tensor | None = None,
+    y_fake: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Unweighted gradient penalty ``E[(||∇ₓ D(x̂)||₂ − c)²]`` at the site ``at`` (see ``PENALTY_SITES``).
 
     ``center=1`` with ``at="interpolates"`` is WGAN-GP (Gulrajani et al. 2017); ``center=K`` is GP† /
     ``k_GP`` (GraN App. B; LipReg Eq. 18); ``center=0`` with ``at="real"`` is R1 (Mescheder et al. 2018),
     whose ``γ/2`` weight is the caller's. ``real`` and ``fake`` [B, ...] are detached: the penalty trains D
-    only, through a double backward. Returns a scalar.
+    only, through a double backward. For a conditional D, ``y_real`` and ``y_fake`` [B] are the labels, and
+    each point is scored by the D of its site's label (``site_labels``). Returns a scalar.
     """
     site = PENALTY_SITES.get(at)
     points = site(real.detach(), fake.detach(), generator).detach().requires_grad_(True)  # [N, ...]
-    return centred_penalty(input_gradient_norms(D, points), center)
+    D_y = with_labels(D, site_labels(at, y_real, y_fake))
+    return centred_penalty(input_gradient_norms(D_y, points), center)
 
 
 class PenaltyOptions(Protocol):
@@ -109,6 +131,8 @@ class PenaltyBatch(Protocol):
     real: torch.Tensor
     fake: torch.Tensor
     generator: torch.Generator | None
+    y_real: torch.Tensor | None
+    y_fake: torch.Tensor | None
 
 
 def penalty_term(
@@ -121,5 +145,12 @@ def penalty_term(
     backward's parameter gradients are averaged), never the gradient-normalized ``critic``. Scalar.
     """
     return options.weight * gradient_penalty(
-        d_net, batch.real, batch.fake, center=options.center, at=options.at, generator=batch.generator
+        d_net,
+        batch.real,
+        batch.fake,
+        center=options.center,
+        at=options.at,
+        generator=batch.generator,
+        y_real=batch.y_real,
+        y_fake=batch.y_fake,
     )

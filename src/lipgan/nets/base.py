@@ -112,6 +112,12 @@ class Generator(nn.Module):
         return self(z, y.to(z.device))
 
 
+def class_count(G: nn.Module) -> int:
+    """The number of classes a generator is conditioned on; 0 for an unconditional one, including a user's
+    network that does not subclass `Generator`."""
+    return int(getattr(G, "num_classes", 0) or 0)
+
+
 @dataclass
 class GanPair:
     """A generator and its discriminator; `D(x)` returns raw outputs `[B]`."""

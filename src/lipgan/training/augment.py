@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from lipgan.constraints.critic import critic_scores
 from lipgan.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -48,4 +49,6 @@ def consistency_term(
     """
     augmented = consistency_augment(batch.real, options.max_shift, options.flip, batch.generator)
     real_scores = batch.scores.out[: batch.real.shape[0]]
-    return options.weight * (critic(augmented, mode="full").out - real_scores).square().mean()
+    # T keeps each image's class, so the augmented reals are scored with their own labels
+    augmented_scores = critic_scores(critic, augmented, mode="full", y=batch.y_real).out
+    return options.weight * (augmented_scores - real_scores).square().mean()

@@ -10,7 +10,7 @@ from torch import nn
 from lipgan.constraints.spectral import OutputScale, apply_spectral_norm
 from lipgan.data import get_dataset
 from lipgan.errors import ConfigError, MissingFileError
-from lipgan.nets import GanPair, build_gan, count_parameters
+from lipgan.nets import GanPair, arch_options, build_gan, count_parameters
 from lipgan.training.config import Config
 from lipgan.training.optim import LR_SCHEDULES, OPTIMIZERS
 from lipgan.training.validate import check_device
@@ -44,12 +44,35 @@ def build_dataset(cfg: Config, split: str | None = None):
     )
 
 
+def is_conditional_arch(arch: str) -> bool:
+    """A class-conditional architecture is one whose factory takes `num_classes` (docs/methods.md §7.8)."""
+    return "num_classes" in arch_options(arch)
+
+
+def dataset_classes(cfg: Config, dataset) -> int:
+    """The class count a conditional arch is built for: the dataset's; a ConfigError when it has no labels
+    or `model.options.num_classes` disagrees with it."""
+    classes = getattr(dataset, "num_classes", None)
+    if not classes:
+        raise ConfigError(
+            f"model.arch={cfg.model.arch} is class-conditional but data.name={cfg.data.name} "
+            f"(split {cfg.data.split or 'default'}) has no class labels; use an unconditional arch"
+        )
+    given = cfg.model.options.get("num_classes", classes)
+    if given != classes:
+        raise ConfigError(f"model.options.num_classes={given} but data.name={cfg.data.name} has {classes}")
+    return int(classes)
+
+
 def arch_kwargs(cfg: Config, dataset) -> dict:
-    """Architecture keyword arguments: the dataset's shape plus `model.options`."""
+    """Architecture keyword arguments: the dataset's shape (and class count, for a conditional arch) plus
+    `model.options`."""
     kwargs = dict(cfg.model.options)
     if dataset.kind == "image":
         kwargs.setdefault("resolution", dataset.resolution)
         kwargs.setdefault("channels", dataset.channels)
+    if is_conditional_arch(cfg.model.arch):
+        kwargs["num_classes"] = dataset_classes(cfg, dataset)
     return kwargs
 
 
@@ -88,6 +111,8 @@ def build_models(cfg: Config, dataset, device: torch.device) -> Models:
     torch.manual_seed(cfg.seed)
     pair = build_pair(cfg, dataset)
     example = torch.stack([dataset[i][0] for i in range(2)])
+    if pair.G.conditional:  # D(x, y): the strict SN's shape recording runs D on labelled examples
+        example = (example, torch.zeros(2, dtype=torch.long))
     D = constrain_discriminator(pair.D, cfg, example)
     return Models(pair.G.to(device), D.to(device))
 
@@ -104,10 +129,11 @@ def check_model_fits_data(cfg: Config, dataset) -> GanPair:
     try:
         with torch.device("meta"):
             pair = build_pair(cfg, dataset)
-            fake = pair.G(pair.G.sample_z(2))
+            labels = (torch.zeros(2, dtype=torch.long),) if pair.G.conditional else ()
+            fake = pair.G(pair.G.sample_z(2), *labels)
             if list(fake.shape[1:]) != sample_shape:
                 raise ConfigError(f"{where}: G makes samples {list(fake.shape[1:])}")
-            scores = pair.D(torch.empty(2, *sample_shape))
+            scores = pair.D(torch.empty(2, *sample_shape), *labels)
     except FORWARD_ERRORS as err:
         detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise ConfigError(f"{where}: {detail}") from None

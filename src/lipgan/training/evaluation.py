@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from lipgan.metrics import EVALUATORS, evaluator_kind
+from lipgan.nets.base import class_count
 from lipgan.training.build import build_dataset
 from lipgan.training.config import Config
 from lipgan.training.logs import plot_training_curves
@@ -44,12 +45,20 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, dataset, device: torch.d
     z_gen = torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
-    def sample_fn(n: int) -> torch.Tensor:
-        return G(G.sample_z(n, generator=z_gen, device="cpu").to(device)).float()
+    def sample_fn(n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = G.sample_z(n, generator=z_gen, device="cpu").to(device)
+        if not class_count(G):
+            return G(z).float()
+        # uniform labels after z from the same seeded stream, unless the metric asks for its own
+        labels = G.sample_y(n, generator=z_gen, device="cpu") if labels is None else labels
+        return G(z, labels.to(device)).float()
 
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             metrics = spec(sample_fn, dataset, n_samples, **options)
+            conditional = getattr(spec, "conditional", None)
+            if class_count(G) and conditional is not None:  # per-class metrics
+                metrics.update(conditional(sample_fn, dataset, n_samples, class_count(G), **options))
     finally:
         with torch.no_grad():
             for saved, b in zip(buffers, G.buffers()):

@@ -36,6 +36,30 @@ class LoadedRun:
             scores.grad_norm = input_grad_norm(self.D, x)
         return scores
 
+    def sample(self, n: int, seed: int, class_index: int | None = None) -> tuple[torch.Tensor, int | None]:
+        """`(samples, per_row)` from the sampling generator with z drawn from `seed`: `n` unconditional
+        samples; for a conditional run `n` of class `class_index`, or without it `max(1, n // C)` of each
+        class, one row per class (`per_row` is then the row width)."""
+        from lipgan.errors import ConfigError
+        from lipgan.training.session import grid_labels
+
+        classes = self.G.num_classes
+        if class_index is not None and not classes:
+            raise ConfigError(f"--class {class_index}: {self.run_dir} is an unconditional run")
+        if class_index is not None and not 0 <= class_index < classes:
+            raise ConfigError(f"--class {class_index}: the run has {classes} classes, 0 to {classes - 1}")
+        gen = torch.Generator().manual_seed(seed)
+        if not classes:
+            with torch.no_grad():
+                return self.G(self.G.sample_z(n, generator=gen, device="cpu").to(self.device)), None
+        if class_index is None:
+            labels, per_row = grid_labels(classes, n), max(1, n // classes)
+        else:
+            labels, per_row = torch.full((n,), class_index, dtype=torch.long), None
+        z = self.G.sample_z(labels.shape[0], generator=gen, device="cpu").to(self.device)
+        with torch.no_grad():
+            return self.G(z, labels.to(self.device)), per_row
+
 
 def load_run(run_dir: str | Path, which: str = "last", device: str | torch.device = "cpu") -> LoadedRun:
     run_dir = require_run_dir(run_dir)

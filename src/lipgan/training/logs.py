@@ -73,17 +73,22 @@ def reference_points(dataset) -> torch.Tensor | None:
 
 
 @SAMPLE_WRITERS.register("image")
-def write_image_grid(fake: torch.Tensor, real: torch.Tensor | None, path: Path, title: str) -> Path:
-    """A grid of generated images in [−1, 1]."""
+def write_image_grid(
+    fake: torch.Tensor, real: torch.Tensor | None, path: Path, title: str, per_row: int | None = None
+) -> Path:
+    """A grid of generated images in [−1, 1], `per_row` images a row (a conditional run's grid: one class
+    per row), else as square as possible."""
     path = path.with_suffix(".png")
-    nrow = max(1, int(math.sqrt(fake.shape[0])))
+    nrow = per_row or max(1, int(math.sqrt(fake.shape[0])))
     save_image(fake.detach().cpu().float(), path, nrow=nrow, normalize=True, value_range=(-1, 1))
     return path
 
 
 @SAMPLE_WRITERS.register("points")
-def write_point_scatter(fake: torch.Tensor, real: torch.Tensor | None, path: Path, title: str) -> Path:
-    """Generated 2-D points over the real ones."""
+def write_point_scatter(
+    fake: torch.Tensor, real: torch.Tensor | None, path: Path, title: str, per_row: int | None = None
+) -> Path:
+    """Generated 2-D points over the real ones (`per_row` is a grid's and ignored)."""
     path = path.with_suffix(".png")
     fig, ax = plt.subplots(figsize=(5, 5))
     if real is not None:

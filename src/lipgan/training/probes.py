@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.critic import critic_scores, input_grad_norm
+from lipgan.constraints.critic import critic_scores, input_grad_norm, with_labels
 from lipgan.losses import Loss
 from lipgan.nets.base import WEIGHTED_LAYERS, eval_mode, trainable_weight
 
@@ -32,7 +32,13 @@ def weighted_layers(D: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def cheap_probe_scalars(
-    D: nn.Module, critic: Callable, loss: Loss, real: Tensor, fake: Tensor
+    D: nn.Module,
+    critic: Callable,
+    loss: Loss,
+    real: Tensor,
+    fake: Tensor,
+    y_real: Tensor | None = None,
+    y_fake: Tensor | None = None,
 ) -> dict[str, float]:
     """Scalars of the cheap probes on one batch, keys prefixed with ``probe/``.
 
@@ -42,6 +48,7 @@ def cheap_probe_scalars(
             ``grad_norm`` may be None, then ``||∇ₓ f||`` is computed here.
         loss: the run's loss; its ``d_loss`` is differentiated for the per-layer gradient norms.
         real, fake: one batch each ``[B, ...]``; ``fake`` is detached here.
+        y_real, y_fake: their labels ``[B]`` for a conditional D (``D(x, y)``), else None.
 
     Returns:
         ``probe/grad_norm_{real,fake}_{mean,min,max}`` (``||∇ₓ f||``),
@@ -56,12 +63,13 @@ def cheap_probe_scalars(
     n_real = real.shape[0]
     x = torch.cat([real.detach(), fake.detach()])  # [2B, ...]
     layers = weighted_layers(D)
+    labels = None if y_real is None else torch.cat([y_real, y_fake])  # [2B]
     with eval_mode(D), torch.enable_grad():
-        out, raw, grad_norm = critic_scores(critic, x, mode="full")
+        out, raw, grad_norm = critic_scores(critic, x, mode="full", y=labels)
         d_loss = loss.d_loss(out[:n_real], out[n_real:])
         grads = torch.autograd.grad(d_loss, [trainable_weight(m)[0] for _, m in layers], allow_unused=True)
         if grad_norm is None:
-            grad_norm = input_grad_norm(D, x)
+            grad_norm = input_grad_norm(with_labels(D, labels), x)
     scalars = {f"{PREFIX}d_loss": float(d_loss.detach())}
     for side, part in (("real", slice(0, n_real)), ("fake", slice(n_real, None))):
         scalars.update(stats_scalars(f"{PREFIX}grad_norm_{side}", grad_norm[part]))

@@ -34,6 +34,8 @@ class DStepBatch:
     fake: torch.Tensor  # [B, ...], detached
     scores: CriticOutput  # the critic on [real; fake], full mode: [2B]
     generator: torch.Generator | None  # the run's auxiliary RNG (interpolates, CR's T)
+    y_real: torch.Tensor | None = None  # [B] labels of a conditional run, else None
+    y_fake: torch.Tensor | None = None  # [B]
 
 
 Term = Callable[[Any, nn.Module, Callable, DStepBatch], torch.Tensor]

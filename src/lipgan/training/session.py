@@ -51,6 +51,7 @@ from lipgan.training.steps import StepParts, active_regularizers
 
 Z_SEED_OFFSET = 1_000_003  # separates the z stream of each rank from the data order and from the fixed grid z
 AUX_SEED_OFFSET = 2_000_003
+LABEL_SEED_OFFSET = 4_000_037  # the fake labels of a conditional run: their own stream, so z is unchanged
 
 
 @dataclass
@@ -68,6 +69,8 @@ class Session:
     z_gen: torch.Generator
     aux_gen: torch.Generator
     fixed_z: torch.Tensor
+    label_gen: torch.Generator | None = None  # fake labels of a conditional run (None when unconditional)
+    fixed_y: torch.Tensor | None = None  # the grid's labels: one row per class
     step: int = 0
     best: float | None = None
     saved_step: int | None = None  # the step of checkpoints/last.pt on disk (None: none written yet)
@@ -127,9 +130,18 @@ def open_session(cfg: Config, run_dir: Path | None, resume: bool, create: bool =
     z_gen = torch.Generator().manual_seed(cfg.seed + Z_SEED_OFFSET * (info.rank + 1))
     aux_gen = torch.Generator().manual_seed(cfg.seed + AUX_SEED_OFFSET * (info.rank + 1))
     grid_gen = torch.Generator().manual_seed(cfg.seed)
-    fixed_z = models.G.sample_z(cfg.train.grid_size, generator=grid_gen, device="cpu")
+    label_gen, fixed_y = None, None
+    if models.G.conditional:
+        label_gen = torch.Generator().manual_seed(cfg.seed + LABEL_SEED_OFFSET * (info.rank + 1))
+        fixed_y = grid_labels(models.G.num_classes, cfg.train.grid_size)
+    fixed_z = models.G.sample_z(
+        cfg.train.grid_size if fixed_y is None else fixed_y.shape[0], generator=grid_gen, device="cpu"
+    )
+    labelled = {"label_gen": label_gen, "fixed_y": fixed_y}
     if resume:
-        session = Session(cfg, run_dir, device, info, dataset, parts, ema, stream, z_gen, aux_gen, fixed_z)
+        session = Session(
+            cfg, run_dir, device, info, dataset, parts, ema, stream, z_gen, aux_gen, fixed_z, **labelled
+        )
         torch.manual_seed(cfg.seed + info.rank)
         if info.is_main:
             require_writable(run_dir)
@@ -150,9 +162,18 @@ def open_session(cfg: Config, run_dir: Path | None, resume: bool, create: bool =
     except KeyboardInterrupt:  # Ctrl-C during start-up leaves no half-made run behind
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    session = Session(cfg, run_dir, device, info, dataset, parts, ema, stream, z_gen, aux_gen, fixed_z)
+    session = Session(
+        cfg, run_dir, device, info, dataset, parts, ema, stream, z_gen, aux_gen, fixed_z, **labelled
+    )
     torch.manual_seed(cfg.seed + info.rank)
     return session
+
+
+def grid_labels(num_classes: int, grid_size: int) -> torch.Tensor:
+    """The fixed grid's labels of a conditional run: `grid_size // num_classes` (at least one) samples of
+    each class in turn, so that the grid shows one row per class. int64 `[num_classes · per_class]`."""
+    per_class = max(1, grid_size // num_classes)
+    return torch.arange(num_classes).repeat_interleave(per_class)
 
 
 def checkpoint_state(s: Session) -> dict:
@@ -168,6 +189,7 @@ def checkpoint_state(s: Session) -> dict:
         "stream": s.stream.state_dict(),
         "z_gen": s.z_gen.get_state(),
         "aux_gen": s.aux_gen.get_state(),
+        "label_gen": s.label_gen.get_state() if s.label_gen is not None else None,
         "rng": rng_state(s.device),
     }
 
@@ -183,6 +205,10 @@ def restore(s: Session, state: dict, path: Path) -> None:
     s.stream.load_state_dict(state["stream"])
     s.z_gen.set_state(state["z_gen"])
     s.aux_gen.set_state(state["aux_gen"])
+    if s.label_gen is not None:
+        if state.get("label_gen") is None:
+            raise ConfigError(f"{path} is the checkpoint of an unconditional run; this config is conditional")
+        s.label_gen.set_state(state["label_gen"])
     set_rng_state(state["rng"], s.device)
     s.step = int(state["step"])
     s.best = state["best"]
@@ -219,9 +245,18 @@ def write_samples(s: Session) -> Path:
     was_training = G.training
     G.eval()
     with torch.no_grad():
-        fake = G(s.fixed_z.to(s.device))
+        labels = () if s.fixed_y is None else (s.fixed_y.to(s.device),)
+        fake = G(s.fixed_z.to(s.device), *labels)
     G.train(was_training)
     path = s.run_dir / "samples" / f"step_{s.step:07d}"
     return SAMPLE_WRITERS.get(s.dataset.kind)(
-        fake, reference_points(s.dataset), path, f"{s.cfg.name}, step {s.step}"
+        fake, reference_points(s.dataset), path, f"{s.cfg.name}, step {s.step}", rows_of(s.fixed_y)
     )
+
+
+def rows_of(labels: torch.Tensor | None) -> int | None:
+    """The grid width that puts each class on its own row (labels sorted by class, equal counts), or None
+    for an unconditional grid."""
+    if labels is None:
+        return None
+    return int((labels == labels[0]).sum())

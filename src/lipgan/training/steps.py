@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from lipgan.constraints.critic import critic_scores
 from lipgan.losses import Loss
 from lipgan.training.augmentation import AUGMENTS, Augmentation
 from lipgan.training.config import Config
@@ -50,19 +51,28 @@ class StepParts:
 
 
 def discriminator_step(
-    parts: StepParts, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None
+    parts: StepParts,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    generator: torch.Generator | None = None,
+    y_real: torch.Tensor | None = None,
+    y_fake: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """One D update on reals and (detached) fakes; returns detached scalars and per-sample stats."""
+    """One D update on reals and (detached) fakes; returns detached scalars and per-sample stats. A
+    conditional run passes the labels `y_real`, `y_fake` [B]: each sample is scored by `D_y` of its own
+    class (docs/methods.md §2.11)."""
     fake = fake.detach()
     real = parts.augment.reals(real, generator)
     n_real = real.shape[0]
+    labels = None if y_real is None else torch.cat([y_real, y_fake])  # [2B], rows of [real; fake]
     # under autocast the critic still returns float32 (constraints/critic.py), and the penalty and CR terms
     # are built from it or from input gradients, which take the float32 input's dtype
     with parts.autocast():
-        scores = parts.critic(parts.augment.d_input(torch.cat([real, fake]), generator), mode="full")
+        d_input = parts.augment.d_input(torch.cat([real, fake]), generator)
+        scores = critic_scores(parts.critic, d_input, mode="full", y=labels)
         out_real, out_fake = scores.out[:n_real], scores.out[n_real:]
         d_loss = parts.loss.d_loss(out_real, out_fake)
-        batch = DStepBatch(real, fake, scores, generator)
+        batch = DStepBatch(real, fake, scores, generator, y_real, y_fake)
         terms = {reg.name: reg(parts.d_net, parts.critic, batch) for reg in parts.regularizers}
         total = d_loss + sum(terms.values())
     parts.opt_d.zero_grad(set_to_none=True)
@@ -81,17 +91,18 @@ def discriminator_step(
 
 
 def generator_step(
-    parts: StepParts, z: torch.Tensor, generator: torch.Generator | None = None
+    parts: StepParts, z: torch.Tensor, generator: torch.Generator | None = None, y: torch.Tensor | None = None
 ) -> dict[str, torch.Tensor]:
     """One G update. The critic runs in `mode="generator"` (no double backward) unless the config forces
-    the full mode; for piecewise-linear D both give the same gradient (docs/methods.md §2.8). DiffAugment,
-    when on, sits between G and D (drawing from `generator`), so G's gradient passes through it."""
+    the full mode; for piecewise-linear D both give the same gradient (docs/methods.md §2.8), also with the
+    labels `y` [B] of a conditional run, which G and D_y share. DiffAugment, when on, sits between G and D
+    (drawing from `generator`), so G's gradient passes through it."""
     mode = "generator" if parts.cfg.constraint.generator_fast_path else "full"
     parts.D.requires_grad_(False)  # only G's gradient is needed; D's would be thrown away
     try:
         with parts.autocast():
-            fake = parts.augment.d_input(parts.G(z), generator)
-            g_loss = parts.loss.g_loss(parts.g_critic(fake, mode=mode).out)
+            fake = parts.augment.d_input(parts.G(z) if y is None else parts.G(z, y), generator)
+            g_loss = parts.loss.g_loss(critic_scores(parts.g_critic, fake, mode=mode, y=y).out)
         parts.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
     finally:

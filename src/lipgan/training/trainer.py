@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from lipgan.constraints.critic import input_grad_norm
+from lipgan.constraints.critic import input_grad_norm, with_labels
 from lipgan.errors import TrainingDivergedError
 from lipgan.training import ddp
 from lipgan.training.build import lr_factor, set_lr
@@ -57,19 +57,33 @@ def train_one_step(s: Session) -> dict[str, torch.Tensor]:
     local = local_batch(cfg, s.info)
     G_plain = ddp.unwrap(p.G)
     for _ in range(cfg.optim.n_dis):
-        real = next(s.stream)[0].to(s.device)
+        real, y_real = next(s.stream)[:2]
+        real = real.to(s.device)
+        y_real, y_fake = _labels(s, y_real, local)
         with torch.no_grad():
-            fake = G_plain(G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device))
-        stats = discriminator_step(p, real, fake, s.aux_gen)
+            z = G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device)
+            fake = G_plain(z) if y_fake is None else G_plain(z, y_fake)
+        stats = discriminator_step(p, real, fake, s.aux_gen, y_real, y_fake)
         _guard(s, p.D, {"d_loss": stats["d_loss"], "d_total": stats["d_total"]}, "D")
     stats["real"], stats["fake"] = real, fake
+    stats["y_real"], stats["y_fake"] = y_real, y_fake
     z = G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device)
-    stats.update(generator_step(p, z, s.aux_gen))
+    y_g = None if s.label_gen is None else _labels(s, None, local)[1]
+    stats.update(generator_step(p, z, s.aux_gen, y_g))
     _guard(s, G_plain, {"g_loss": stats["g_loss"]}, "G")
     s.step += 1
     if s.ema is not None:
         s.ema.update(G_plain, s.step)
     return stats
+
+
+def _labels(s: Session, y_real: torch.Tensor | None, n: int) -> tuple[torch.Tensor | None, ...]:
+    """`(y_real, y_fake)` on the device for a conditional run: the batch's own labels and `n` uniform fake
+    labels from the run's label stream (saved in checkpoints); `(None, None)` for an unconditional run."""
+    if s.label_gen is None:
+        return None, None
+    y_fake = ddp.unwrap(s.parts.G).sample_y(n, generator=s.label_gen, device="cpu").to(s.device)
+    return (None if y_real is None else y_real.to(s.device)), y_fake
 
 
 def _due(every: int, step: int, total: int) -> bool:
@@ -118,10 +132,11 @@ def run_training(
         while s.step < target and not ddp.any_rank(stop.requested, s.info, s.device):
             stats = train_one_step(s)
             real, fake = stats.pop("real"), stats.pop("fake")
+            y_real, y_fake = stats.pop("y_real"), stats.pop("y_fake")
             bar.update(1)
             if logger is not None and _due(cfg.train.log_every, s.step, cfg.train.steps):
                 if "n_real" not in stats:
-                    stats["n_real"], stats["n_fake"] = _logged_grad_norms(s, real, fake)
+                    stats["n_real"], stats["n_fake"] = _logged_grad_norms(s, real, fake, y_real, y_fake)
                 scalars = summarize_step(
                     stats, s.parts.opt_g.param_groups[0]["lr"], s.parts.opt_d.param_groups[0]["lr"]
                 )
@@ -129,7 +144,10 @@ def run_training(
                 logger.log(s.step, scalars)
                 bar.set_postfix(d_loss=f"{scalars['d_loss']:.3g}", g_loss=f"{scalars['g_loss']:.3g}")
             if logger is not None and cfg.train.probe_every and s.step % cfg.train.probe_every == 0:
-                logger.log(s.step, cheap_probe_scalars(s.parts.D, s.parts.g_critic, s.parts.loss, real, fake))
+                probes = cheap_probe_scalars(
+                    s.parts.D, s.parts.g_critic, s.parts.loss, real, fake, y_real, y_fake
+                )
+                logger.log(s.step, probes)
             if s.info.is_main and _due(cfg.train.sample_every, s.step, cfg.train.steps):
                 write_samples(s)
             if _due(cfg.train.ckpt_every, s.step, cfg.train.steps):
@@ -164,14 +182,19 @@ def run_training(
 
 
 def _logged_grad_norms(
-    s: Session, real: torch.Tensor, fake: torch.Tensor
+    s: Session,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    y_real: torch.Tensor | None = None,
+    y_fake: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`||∇ₓ f||` at the last D batch for constraints that do not compute it. D runs in eval mode so that
     logging never advances the spectral power iteration (the trajectory does not depend on log_every)."""
     D = s.parts.D
     was_training = D.training
     D.eval()
-    n = input_grad_norm(D, torch.cat([real, fake]))
+    labels = None if y_real is None else torch.cat([y_real, y_fake])
+    n = input_grad_norm(with_labels(D, labels), torch.cat([real, fake]))
     D.train(was_training)
     return n[: real.shape[0]], n[real.shape[0] :]
 
