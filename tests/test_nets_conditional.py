@@ -104,10 +104,8 @@ def test_projection_identity(arch, options, shape):
     D = build_gan(arch, **options).D.double()
     x = torch.rand(5, *shape, dtype=torch.float64) * 2 - 1
     y = torch.tensor([0, 1, 2, 3, 4]) % D.num_classes
-    if arch == "digits-cnn-cond":
-        phi = D.features(x).flatten(1)
-    else:
-        phi = D.pool(torch.relu(D.blocks(x)))
+    digits = arch == "digits-cnn-cond"
+    phi = D.features(x).flatten(1) if digits else D.pool(torch.relu(D.blocks(x)))  # [B, dim]
     expected = D.fc(phi)[:, 0] + (D.embed.weight[y] * phi).sum(dim=1)
     torch.testing.assert_close(D(x, y), expected, rtol=1e-6, atol=0.0)
     # the projection term alone: same x, another label moves D by ⟨embed(y') − embed(y), φ(x)⟩
