@@ -1,6 +1,7 @@
 """Write the YAML config of every paper setting under src/lipgan/configs/ (GraN, GN, PGN, BSSN, LipReg).
 
-Each setting is a row of a text table below, read from docs/methods.md (§6.5 training settings,
+Each setting is a row of a text table below (the conditional BigGAN and GN Table 5 settings: in
+`make_configs_gn.py` beside it), read from docs/methods.md (§6.5 training settings,
 §7 architectures, §11 reported numbers) and from the paper texts; "-" marks an empty cell. Edit a table,
 then run
 
@@ -416,7 +417,9 @@ def lipreg_configs():
 
 def all_configs():
     """Every (relative path, header lines, config mapping), in a fixed order."""
-    for family in (gran_configs, gradnorm_configs, bssn_configs, lipreg_configs):
+    from make_configs_gn import gn_extra_configs  # imports this module's helpers, so not at the top
+
+    for family in (gran_configs, gradnorm_configs, gn_extra_configs, bssn_configs, lipreg_configs):
         yield from family()
 
 

@@ -162,8 +162,8 @@ def write_fake_celeba(root: Path, count: int = 8, seed: int = 4) -> None:
     (folder.parent / "list_eval_partition.txt").write_text("".join(lines))
 
 
-def write_fake_lsun(root: Path, count: int = 8, seed: int = 5) -> None:
-    """`root/bedroom_train_lmdb`: `count` JPEG-encoded 342x256 images under hex keys, as the release."""
+def write_fake_lsun(root: Path, count: int = 8, seed: int = 5, category: str = "bedroom") -> None:
+    """`root/<category>_train_lmdb`: `count` JPEG-encoded 342x256 images under hex keys, as the release."""
     rng = np.random.default_rng(seed)
     entries = {
         bytes(rng.integers(0, 256, size=20, dtype=np.uint8)).hex().encode(): encode(
@@ -171,7 +171,18 @@ def write_fake_lsun(root: Path, count: int = 8, seed: int = 5) -> None:
         )
         for _ in range(count)
     }
-    write_lmdb(root / "bedroom_train_lmdb", entries)
+    write_lmdb(root / f"{category}_train_lmdb", entries)
+
+
+def write_fake_lsun_church(root: Path) -> None:
+    """`root/church_outdoor_train_lmdb`, laid out as the bedroom one (GN Table 5's LSUN Church)."""
+    write_fake_lsun(root, seed=6, category="church_outdoor")
+
+
+def write_fake_celeba_hq(root: Path, count: int = 4, seed: int = 7) -> None:
+    """`root/celeba_hq/*.jpg`: `count` random 256x256 images, a folder as the CelebA-HQ reader expects."""
+    rng = np.random.default_rng(seed)
+    write_jpegs(root / "celeba_hq", [random_pixels(rng, 256, 256, 3) for _ in range(count)])
 
 
 FAKE_WRITERS = (
@@ -181,6 +192,8 @@ FAKE_WRITERS = (
     write_fake_mnist,
     write_fake_celeba,
     write_fake_lsun,
+    write_fake_lsun_church,
+    write_fake_celeba_hq,
 )
 
 

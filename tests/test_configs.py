@@ -42,6 +42,20 @@ def in_folder(folder: str) -> list[Path]:
     return [path for path in GENERATED if path.parent.name == folder]
 
 
+def is_biggan(path: Path) -> bool:
+    return path.stem.startswith("cifar10_biggan")
+
+
+def is_table5(path: Path) -> bool:
+    return path.stem in ("celebahq128_resnet", "celebahq256_resnet", "church256_resnet")
+
+
+GN_PGN = in_folder("gn") + in_folder("pgn")
+GN_PGN_MAIN = [path for path in GN_PGN if not (is_biggan(path) or is_table5(path))]
+BIGGAN = [path for path in GN_PGN if is_biggan(path)]
+TABLE5 = [path for path in GN_PGN if is_table5(path)]
+
+
 def ids(paths: list[Path]) -> list[str]:
     return [str(path.relative_to(CONFIGS)) for path in paths]
 
@@ -52,8 +66,10 @@ def first_line(path: Path) -> str:
 
 def test_every_paper_family_has_configs():
     counts = {folder: len(in_folder(folder)) for folder in ("gran", "gn", "pgn", "bssn", "lipreg")}
-    # GraN Tables 2-3: 11 methods x 5 datasets; GN / PGN: 2 datasets x 2 nets x (with, without CR)
-    assert counts["gran"] == 55 and counts["gn"] == 8 and counts["pgn"] == 8, counts
+    # GraN Tables 2-3: 11 methods x 5 datasets; GN / PGN: 2 datasets x 2 nets x (with, without CR), plus
+    # BigGAN with and without CR (GN Table 4, PGN Table V), plus GN Table 5's three
+    assert counts["gran"] == 55 and counts["gn"] == 8 + 2 + 3 and counts["pgn"] == 8 + 2, counts
+    assert len(BIGGAN) == 4 and len(TABLE5) == 3
     assert counts["bssn"] >= 12 and counts["lipreg"] >= 10, counts
 
 
@@ -93,7 +109,7 @@ def test_paper_config_names_its_source_and_itself(path):
     cfg = load_config(path)
     assert re.match(r"# (GraN|GN|PGN|BSSN|LipReg) ", first_line(path)), first_line(path)
     assert cfg.name == f"{path.parent.name}_{path.stem}"
-    assert cfg.data.root == "data" and cfg.data.batch_size == 64
+    assert cfg.data.root == "data" and cfg.data.batch_size == (50 if is_biggan(path) else 64)
     assert (cfg.train.log_every, cfg.train.sample_every, cfg.train.ckpt_every) == (100, 1000, 1000)
 
 
@@ -129,6 +145,12 @@ REPORTED_FID = {
     "gn/stl10_resnet": 26.14,
     "pgn/cifar10_resnet": 11.60,
     "pgn/stl10_resnet": 23.59,
+    "gn/cifar10_biggan": 5.87,  # GN Table 4, FID(train)
+    "gn/cifar10_biggan_cr": 4.86,
+    "pgn/cifar10_biggan_cr": 5.495,  # PGN Table V
+    "gn/celebahq128_resnet": 14.78,  # GN Table 5
+    "gn/celebahq256_resnet": 7.67,
+    "gn/church256_resnet": 5.41,
     "bssn/cifar10_bssn_s1.2": 26.94,
     "bssn/cifar10_sn": 31.43,
     "lipreg/cifar10_ns": 15.81,
@@ -173,9 +195,7 @@ def test_gran_settings(path):
         assert cfg.constraint.output_scale == 1.0 and cfg.penalty.center == 1.0
 
 
-@pytest.mark.parametrize(
-    "path", in_folder("gn") + in_folder("pgn"), ids=ids(in_folder("gn") + in_folder("pgn"))
-)
+@pytest.mark.parametrize("path", GN_PGN_MAIN, ids=ids(GN_PGN_MAIN))
 def test_gn_and_pgn_settings(path):
     """GN App. D and PGN §IV-A: Kaiming init, average pooling, hinge loss, 200k G steps, CR lambda 5."""
     cfg = load_config(path)
@@ -186,6 +206,54 @@ def test_gn_and_pgn_settings(path):
     assert (cfg.optim.lr_g, cfg.optim.n_dis, cfg.train.steps) == (2e-4, 5, 200_000)
     assert cfg.optim.lr_d == (2e-4 if (paper, cfg.model.arch) == ("pgn", "sngan-cnn") else 4e-4)
     assert cfg.optim.ema == (0.9999 if paper == "pgn" else 0.0)
+
+
+@pytest.mark.parametrize("path", BIGGAN, ids=ids(BIGGAN))
+def test_conditional_biggan_settings(path):
+    """GN §4 / PGN §IV-B: BigGAN-32, Adam 1e-4 / 2e-4, betas (0, 0.999), batch 50, n_dis 4, 125k G steps,
+    EMA 0.9999 from step 1000 (the GN code's config), flips, hinge loss; CR lambda 5 in the _cr files."""
+    cfg = load_config(path)
+    assert (cfg.model.arch, cfg.model.options["num_classes"]) == ("biggan", 10)
+    assert cfg.constraint.gradnorm == path.parent.name and cfg.loss.name == "hinge"
+    assert (cfg.optim.lr_g, cfg.optim.lr_d, cfg.optim.betas) == (1e-4, 2e-4, [0.0, 0.999])
+    assert (cfg.data.batch_size, cfg.optim.n_dis, cfg.train.steps, cfg.optim.lr_decay) == (
+        50,
+        4,
+        125_000,
+        "none",
+    )
+    assert (cfg.optim.ema, cfg.optim.ema_start, cfg.data.augment) == (0.9999, 1000, "flip")
+    assert cfg.cr.weight == (5.0 if path.stem.endswith("_cr") else 0.0)
+    if path.stem == "cifar10_biggan" and path.parent.name == "pgn":
+        assert "not in the paper" in first_line(path)  # PGN Table V reports PGN-BigGAN-CR alone
+
+
+@pytest.mark.parametrize("path", TABLE5, ids=ids(TABLE5))
+def test_gn_table5_settings(path):
+    """GN §4 and the GN code's configs: its ResNet plan at 128² / 256², Adam 2e-4 / 2e-4, betas (0, 0.9),
+    n_dis 5, 100k G steps, linear decay, EMA 0.9999 from step 10k (CelebA-HQ) or 20k (Church)."""
+    cfg = load_config(path)
+    church = path.stem.startswith("church")
+    assert (cfg.model.arch, cfg.model.options["plan"], cfg.model.options["init"]) == (
+        "sngan-resnet",
+        "gngan",
+        "kaiming",
+    )
+    assert (cfg.data.name, cfg.data.resolution) == (
+        ("lsun", 256) if church else ("celeba_hq", int(path.stem[8:11]))
+    )
+    assert cfg.data.options == ({"category": "church_outdoor"} if church else {})
+    assert (cfg.optim.lr_g, cfg.optim.lr_d, cfg.optim.betas, cfg.optim.n_dis) == (2e-4, 2e-4, [0.0, 0.9], 5)
+    assert (cfg.train.steps, cfg.optim.lr_decay, cfg.optim.ema) == (100_000, "linear", 0.9999)
+    assert cfg.optim.ema_start == (20_000 if church else 10_000)
+    assert cfg.constraint.gradnorm == "gn" and cfg.data.augment == "flip"
+
+
+def test_conditional_digits_config_copies_digits_gn():
+    """digits_cond_gn.yaml: digits_gn.yaml with the conditional digits nets."""
+    gn, cond = (config_to_dict(load_config(CONFIGS / f"digits_{kind}.yaml")) for kind in ("gn", "cond_gn"))
+    assert {key for key in gn if gn[key] != cond[key]} == {"name", "model"}
+    assert cond["model"] == {"arch": "digits-cnn-cond", "options": {"num_classes": 10}}
 
 
 @pytest.mark.parametrize("path", in_folder("bssn"), ids=ids(in_folder("bssn")))

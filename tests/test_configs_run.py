@@ -35,7 +35,7 @@ import pytest
 import torch
 
 from fake_datasets import write_all
-from lipgan.training.config import SHIPPED_CONFIGS
+from lipgan.training.config import SHIPPED_CONFIGS, load_config
 from lipgan.training.trainer import train
 
 CONFIGS = SHIPPED_CONFIGS
@@ -79,8 +79,12 @@ def short_run_overrides(data_root: Path, out_dir: Path) -> list[str]:
     return [f"{key}={value}" for key, value in items.items()]
 
 
+def config_case(path: Path):
+    return pytest.param(path, id=str(path.relative_to(CONFIGS)))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("path", ALL_CONFIGS, ids=[str(p.relative_to(CONFIGS)) for p in ALL_CONFIGS])
+@pytest.mark.parametrize("path", [config_case(p) for p in ALL_CONFIGS])
 def test_config_trains_two_steps_with_finite_losses(path, fake_data_root, tmp_path, one_thread):
     run_dir, result = train(str(path), short_run_overrides(fake_data_root, tmp_path))
     assert result["step"] == STEPS and not result["interrupted"]

@@ -72,15 +72,8 @@ def _seed():
 
 
 def test_registered_architectures():
-    assert set(ARCHS.names()) == {
-        "sngan-cnn",
-        "sngan-resnet",
-        "dcgan",
-        "bssn-mnist",
-        "mlp2d",
-        "digits-cnn",
-        "mlp2d-cond",
-    }
+    unconditional = {"sngan-cnn", "sngan-resnet", "dcgan", "bssn-mnist", "mlp2d", "digits-cnn"}
+    assert set(ARCHS.names()) == unconditional | {"biggan", "cgan-pd", "digits-cnn-cond", "mlp2d-cond"}
     for arch in ARCHS:
         assert {"resolution", "channels", "z_dim", "init"} <= set(arch_options(arch))
 
@@ -453,7 +446,7 @@ def test_unsupported_resolution_lists_valid_ones(arch, resolution, valid):
         ("dcgan", {"pooling": "sum"}, "no option 'pooling'"),
         ("sngan-resnet", {"pooling": "max"}, "valid: avg, sum"),
         ("dcgan", {"d_norm": "ln"}, "valid: bn, none"),
-        ("sngan-cnn", {"init": "orthogonal"}, "valid: default, kaiming, normal002, xavier"),
+        ("sngan-cnn", {"init": "orthogonal"}, "valid: biggan, default, kaiming, normal002, xavier"),
         ("mlp2d", {"activation": "tanh"}, "valid: leaky_relu, relu"),
         ("digits-cnn", {"width": 0}, "width must be a positive number"),
         ("digits-cnn", {"d_width": -1.0}, "d_width must be a positive number"),
@@ -461,7 +454,11 @@ def test_unsupported_resolution_lists_valid_ones(arch, resolution, valid):
         ("mlp2d", {"g_depth": 0}, "g_depth must be a positive integer"),
         ("digits-cnn", {"upsample": "bilinear"}, "valid: deconv, nearest"),
         ("sngan-cnn", {"z_dim": -1}, "z_dim must be a positive integer"),
-        ("no-such-net", {}, "valid: bssn-mnist, dcgan"),
+        ("no-such-net", {}, "valid: biggan, bssn-mnist, cgan-pd, dcgan"),
+        ("sngan-resnet", {"plan": "biggan"}, "no plan .biggan.; valid: mimicry, gngan"),
+        ("sngan-resnet", {"resolution": 256}, "valid: 32, 48, 128$"),
+        ("biggan", {"num_classes": 0}, "num_classes must be a positive integer"),
+        ("digits-cnn-cond", {"y_dim": 0}, "y_dim must be a positive integer"),
     ],
 )
 def test_bad_options_raise_config_error(arch, options, message):

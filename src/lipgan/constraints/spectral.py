@@ -41,6 +41,9 @@ from lipgan.errors import ConfigError
 from lipgan.registry import Registry
 
 SUPPORTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d)
+# A class embedding [num_classes, dim] is normalized as a matrix, as SNGAN-projection's SNEmbedding does
+# (docs/methods.md §7.8); every variant treats a matrix as `sn` does.
+EMBEDDING_LAYERS = (nn.Embedding,)
 INIT_POWER_ITERATIONS = 15
 SPECTRAL_VARIANTS: Registry[type[SpectralParametrization]] = Registry("spectral normalization")
 GAMMA_MODES: Registry[Callable[[nn.Module], Callable[[], nn.Parameter]]] = Registry("gamma mode")
@@ -230,8 +233,10 @@ def spectral_norm(
     is an optional trainable scalar (the "γ" variants of Miyato App. E / BSSN App. O); pass the same
     Parameter to several layers to share it."""
     variant_cls = SPECTRAL_VARIANTS.get(variant)
-    if not isinstance(module, SUPPORTED_LAYERS):
-        raise ConfigError(f"spectral normalization supports Linear, ConvNd and ConvTransposeNd, not {module}")
+    if not isinstance(module, SUPPORTED_LAYERS + EMBEDDING_LAYERS):
+        raise ConfigError(
+            f"spectral normalization supports Linear, ConvNd, ConvTransposeNd and Embedding, not {module}"
+        )
     if list(_spectral_parametrizations_of(module, name)):
         raise ConfigError(f"{name} of {module} is already spectrally normalized")
     weight = getattr(module, name)
@@ -299,8 +304,11 @@ def apply_spectral_norm(
     n_power_iterations: int = 1,
     gamma: str | None = None,
     gamma_on_bias: bool = True,
+    embedding: bool = False,
 ) -> nn.Module:
-    """Normalize every Linear / ConvNd / ConvTransposeNd layer of ``net`` with ``variant`` and scale ``s``.
+    """Normalize every Linear / ConvNd / ConvTransposeNd layer of ``net`` with ``variant`` and scale ``s``,
+    and with ``embedding`` every ``nn.Embedding`` too (a projection D's class embedding, docs/methods.md
+    §7.8).
 
     ``example_input`` (a batch, or a tuple of forward arguments) is run through the net once to record
     each layer's input shape; ``sn-strict`` needs it. ``gamma``: ``None``; ``"same"`` multiplies every
@@ -310,7 +318,8 @@ def apply_spectral_norm(
     without it only the weights are (docs/methods.md §3.6). The gradient penalty of weight 10 that goes with
     the γ variants is the trainer's business, not added here. Returns ``net``."""
     SPECTRAL_VARIANTS.get(variant)
-    layers = [(name, m) for name, m in net.named_modules() if isinstance(m, SUPPORTED_LAYERS)]
+    kinds = SUPPORTED_LAYERS + (EMBEDDING_LAYERS if embedding else ())
+    layers = [(name, m) for name, m in net.named_modules() if isinstance(m, kinds)]
     make_gamma = GAMMA_MODES.get(gamma)(net) if gamma is not None else (lambda: None)
     shapes = {} if example_input is None else record_input_shapes(net, example_input, [m for _, m in layers])
     for _, layer in layers:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from lipgan.data.base import DATASETS, UNLABELED, PilImageDataset, pick, positive_int
+from lipgan.data.base import DATASETS, UNLABELED, PilImageDataset, data_root, pick, positive_int
 from lipgan.data.transforms import compose, resize_then_center_crop
 from lipgan.errors import ConfigError, MissingFileError
 
@@ -80,3 +80,32 @@ def folder(*, root=None, resolution=None, split=None, channels: int = 3) -> Imag
     resolution = 64 if resolution is None else positive_int("folder", "resolution", resolution)
     channels = pick("folder", "channels", channels, (1, 3), 3)
     return ImageFolderDataset(Path(root).expanduser(), resolution, channels, split)
+
+
+class CelebAHQDataset(ImageFolderDataset):
+    """CelebA-HQ (Karras et al. 2018) as a folder of its 30,000 images; no labels."""
+
+    name = "celeba_hq"
+
+
+CELEBA_HQ_SOURCE = (
+    "the 30k CelebA-HQ images (PNG or JPEG, any size: they are resized), e.g. made with the PGGAN "
+    "dataset_tool or unpacked from a released 1024/256 copy"
+)
+
+
+@DATASETS.register("celeba_hq")
+def celeba_hq(*, root=None, resolution=None, split=None) -> CelebAHQDataset:
+    """CelebA-HQ from the folder ``root/celeba_hq`` (default root ``./data``), at ``resolution`` 128
+    (default) or 256 as GN Table 5 uses it, or any other side; the GN code trains on all 30k images, so
+    split ``all`` (default) and ``train`` both mean every image (docs/methods.md §8.1)."""
+    split = pick("celeba_hq", "split", split, ("all", "train"), "all")
+    resolution = 128 if resolution is None else positive_int("celeba_hq", "resolution", resolution)
+    folder = data_root(root) / "celeba_hq"
+    if not folder.is_dir():
+        raise MissingFileError(
+            f"CelebA-HQ not found: {folder.resolve()} is not a directory; put there {CELEBA_HQ_SOURCE}"
+        )
+    dataset = CelebAHQDataset(folder, resolution, 3, split)
+    dataset.labels, dataset.num_classes = [UNLABELED] * len(dataset.files), None  # subfolders are no classes
+    return dataset

@@ -10,7 +10,17 @@ import inspect
 from typing import Any
 
 from lipgan.errors import ConfigError
-from lipgan.nets import dcgan, digits, mlp, mnist, resnet, sngan_cnn  # noqa: F401  (registers the archs)
+from lipgan.nets import (  # noqa: F401  (registers the archs)
+    biggan,
+    conditional,
+    dcgan,
+    digits,
+    digits_cond,
+    mlp,
+    mnist,
+    resnet,
+    sngan_cnn,
+)
 from lipgan.nets.base import (
     ARCHS,
     INIT_SCHEMES,

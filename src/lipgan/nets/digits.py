@@ -105,9 +105,12 @@ class DigitsDiscriminator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(BOTTOM_WIDTH * BOTTOM_WIDTH * c_in, 1)
 
+    def phi(self, x: torch.Tensor) -> torch.Tensor:
+        """φ(x): the flattened 4×4 feature map `[B, C_last · 4 · 4]` that the output layer reads."""
+        return self.features(x).flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x).flatten(1)  # [B, C_last · 4 · 4]
-        return flatten_output(self.fc(h))  # [B]
+        return flatten_output(self.fc(self.phi(x)))  # [B]
 
 
 @ARCHS.register("digits-cnn")

@@ -89,8 +89,13 @@ class Models:
 
 def constrain_discriminator(D: nn.Module, cfg: Config, example_input: torch.Tensor) -> nn.Module:
     """Apply the per-layer constraints of the config to D: a spectral variant with its scale and γ, then
-    GraN's output scale K (SN†). Gradient normalization acts on the whole output and lives in the critic."""
+    GraN's output scale K (SN†). Gradient normalization acts on the whole output and lives in the critic.
+    A class-conditional D (`D.num_classes > 0`) given images alone is run on them with labels 0, 1, ...
+    to record its layers' input shapes; `constraint.spectral_embedding` decides whether its class
+    embedding is normalized too (docs/methods.md §7.8)."""
     c = cfg.constraint
+    if getattr(D, "num_classes", 0) and isinstance(example_input, torch.Tensor):
+        example_input = (example_input, example_labels(D, example_input.shape[0], example_input.device))
     if c.spectral is not None:
         D = apply_spectral_norm(
             D,
@@ -100,10 +105,16 @@ def constrain_discriminator(D: nn.Module, cfg: Config, example_input: torch.Tens
             n_power_iterations=c.n_power_iterations,
             gamma=c.spectral_gamma,
             gamma_on_bias=c.spectral_gamma_bias,
+            embedding=c.spectral_embedding,
         )
     if c.output_scale != 1.0:
         D = OutputScale(D, c.output_scale)
     return D
+
+
+def example_labels(net: nn.Module, n: int, device=None) -> torch.Tensor:
+    """Labels `0, 1, ..., n−1` modulo `net.num_classes`, int64 [n]: for shape checks of conditional nets."""
+    return torch.arange(n, device=device) % net.num_classes
 
 
 def build_models(cfg: Config, dataset, device: torch.device) -> Models:
@@ -111,8 +122,6 @@ def build_models(cfg: Config, dataset, device: torch.device) -> Models:
     torch.manual_seed(cfg.seed)
     pair = build_pair(cfg, dataset)
     example = torch.stack([dataset[i][0] for i in range(2)])
-    if pair.G.conditional:  # D(x, y): the strict SN's shape recording runs D on labelled examples
-        example = (example, torch.zeros(2, dtype=torch.long))
     D = constrain_discriminator(pair.D, cfg, example)
     return Models(pair.G.to(device), D.to(device))
 
@@ -129,7 +138,7 @@ def check_model_fits_data(cfg: Config, dataset) -> GanPair:
     try:
         with torch.device("meta"):
             pair = build_pair(cfg, dataset)
-            labels = (torch.zeros(2, dtype=torch.long),) if pair.G.conditional else ()
+            labels = (example_labels(pair.G, 2),) if pair.G.conditional else ()  # G(z, y) and D(x, y)
             fake = pair.G(pair.G.sample_z(2), *labels)
             if list(fake.shape[1:]) != sample_shape:
                 raise ConfigError(f"{where}: G makes samples {list(fake.shape[1:])}")

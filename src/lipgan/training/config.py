@@ -53,6 +53,9 @@ class ConstraintConfig:
     spectral_scale: float = 1.0  # SSN / BSSN scale s, LipReg's k_SN
     spectral_gamma: str | None = None  # "same" | "diff" (Miyato App. E), or null
     spectral_gamma_bias: bool = True  # γ scales the biases too, as the official BSN code does
+    # the spectral variant also normalizes D's nn.Embedding (a projection D's class embedding), as
+    # SNGAN-projection and Mimicry's SNEmbedding do (docs/methods.md §7.8)
+    spectral_embedding: bool = True
     n_power_iterations: int = 1
     output_scale: float = 1.0  # GraN's SN†: multiply D's output by K
     generator_fast_path: bool = True  # G step without double backward where the method allows it

@@ -181,6 +181,7 @@ RULES: dict[str, Rule] = {
     "constraint.spectral_scale": positive,
     "constraint.spectral_gamma": one_of(None, "same", "diff"),
     "constraint.spectral_gamma_bias": boolean,
+    "constraint.spectral_embedding": boolean,
     "constraint.n_power_iterations": int_at_least(1),
     "constraint.output_scale": positive,
     "constraint.generator_fast_path": boolean,
