@@ -279,15 +279,24 @@ def images_of_class(dataset):
     return sample
 
 
-def image_options(weights, **extra):
-    return {"protocol": "quick", "weights_path": weights, "batch_size": BATCH, "device": "cpu", **extra}
+@pytest.fixture(scope="module")
+def image_options(weights, tmp_path_factory):
+    """The image evaluator's options; real features are cached in a fresh folder, never the user's."""
+    cache_root = tmp_path_factory.mktemp("fidelity-cache")
+    return {
+        "protocol": "quick",
+        "weights_path": weights,
+        "cache_root": cache_root,
+        "batch_size": BATCH,
+        "device": "cpu",
+    }
 
 
 @pytest.fixture(scope="module")
-def image_results(small_inception_input, cifar, weights):
+def image_results(small_inception_input, cifar, image_options):
     conditional = EVALUATORS.get("image").conditional
-    first = conditional(images_of_class(cifar), cifar, N_FAKE_IMAGES + 3, N_CLASSES, **image_options(weights))
-    again = conditional(images_of_class(cifar), cifar, N_FAKE_IMAGES, N_CLASSES, **image_options(weights))
+    first = conditional(images_of_class(cifar), cifar, N_FAKE_IMAGES + 3, N_CLASSES, **image_options)
+    again = conditional(images_of_class(cifar), cifar, N_FAKE_IMAGES, N_CLASSES, **image_options)
     return first, again
 
 
@@ -313,19 +322,19 @@ def test_image_intra_fid_is_the_mean_of_per_class_frechet_distances(image_result
     assert first["intra_fid"] > first["fid"] > 0  # 4 fakes and 3-10 reals per class: a larger bias
 
 
-def test_image_conditional_metrics_extend_the_unconditional_ones(image_results, cifar, weights):
+def test_image_conditional_metrics_extend_the_unconditional_ones(image_results, cifar, image_options):
     first, _ = image_results
     sample_fn = labelled_sampler(images_of_class(cifar), balanced_labels(N_FAKE_IMAGES, N_CLASSES))
-    unconditional = EVALUATORS.get("image")(sample_fn, cifar, N_FAKE_IMAGES, **image_options(weights))
+    unconditional = EVALUATORS.get("image")(sample_fn, cifar, N_FAKE_IMAGES, **image_options)
     assert set(first) == set(unconditional) | {"intra_fid"}
     assert {key: first[key] for key in unconditional} == unconditional
 
 
-def test_unlabeled_real_data_is_a_config_error_before_any_feature(weights):
+def test_unlabeled_real_data_is_a_config_error_before_any_feature(image_options):
     images = torch.zeros(30, 3, 8, 8)
     unlabeled = TensorDataset(images, torch.full((30,), -1))
     with pytest.raises(ConfigError, match=r"the real split 'train' holds labels outside 0..9 \(min -1"):
-        EVALUATORS.get("image").conditional(None, unlabeled, 20, N_CLASSES, **image_options(weights))
+        EVALUATORS.get("image").conditional(None, unlabeled, 20, N_CLASSES, **image_options)
 
 
 def test_dataset_labels_read_the_label_arrays(cifar):
@@ -344,3 +353,24 @@ def test_dataset_labels_read_the_label_arrays(cifar):
             return torch.zeros(1), 3 - index
 
     assert torch.equal(dataset_labels(ItemsOnly()), torch.tensor([3, 2, 1, 0]))
+
+
+def test_protocols_with_several_splits_report_intra_fid_per_split(image_results, cifar, image_options):
+    first, _ = image_results
+    options = {**image_options, "protocol": "gn", "real": {"train": cifar, "test": cifar}}
+    result = EVALUATORS.get("image").conditional(images_of_class(cifar), cifar, N_FAKE_IMAGES, 10, **options)
+    assert {key for key in result if "intra" in key} == {"intra_fid_train", "intra_fid_test"}
+    # the same fakes against the same 50 reals as the quick protocol's measurement
+    assert result["intra_fid_train"] == result["intra_fid_test"] == first["intra_fid"]
+
+
+def test_digits_is_splits_of_conditional_samples_hold_every_class():
+    """The 10 consecutive IS splits of 1000 digits (docs/methods.md §9.5) each hold 10 of every class; with
+    the labels sorted by class each split would hold one class and score about 1."""
+    split = load_digits_split(16)
+    sample = digits_of_class(split.test_images, split.test_labels)
+    result = EVALUATORS.get("digits").conditional(sample, DigitsStandIn(16), 1000, N_CLASSES)
+    (asked,) = sample.asked
+    for chunk in asked.tensor_split(10):
+        assert torch.equal(torch.bincount(chunk, minlength=N_CLASSES), torch.full((N_CLASSES,), 10))
+    assert 9.0 <= result["digits_is"] <= 10.0  # measured: 9.83
