@@ -1,10 +1,18 @@
 """Sample-quality metrics: IS/FID/KID through torch-fidelity under the papers' protocols, the
-embedded-digits classifier metrics and the 2-D mixture metrics, all computed in float64."""
+embedded-digits classifier metrics and the 2-D mixture metrics, all computed in float64; for
+class-conditional generators also the class accuracy and the intra-class FID (docs/methods.md §9.8)."""
 
+from lipgan.metrics.conditional import (
+    balanced_labels,
+    dataset_labels,
+    intra_frechet_distance,
+    labelled_sampler,
+)
 from lipgan.metrics.digits import (
     DigitsClassifier,
     classifier_score,
     digits_accuracy,
+    digits_conditional_metrics,
     digits_metrics,
     digits_reference,
     load_digits_classifier,
@@ -22,7 +30,13 @@ from lipgan.metrics.inception import (
     resolve_inception_weights,
     write_random_inception_weights,
 )
-from lipgan.metrics.protocols import PROTOCOLS, Measurement, Protocol, inception_metrics
+from lipgan.metrics.protocols import (
+    PROTOCOLS,
+    Measurement,
+    Protocol,
+    conditional_inception_metrics,
+    inception_metrics,
+)
 from lipgan.metrics.toy import toy_metrics
 
 __all__ = [
@@ -35,8 +49,12 @@ __all__ = [
     "Protocol",
     "SampleFnGenerator",
     "UInt8ImageDataset",
+    "balanced_labels",
     "classifier_score",
+    "conditional_inception_metrics",
+    "dataset_labels",
     "digits_accuracy",
+    "digits_conditional_metrics",
     "digits_metrics",
     "digits_reference",
     "evaluator_kind",
@@ -46,6 +64,8 @@ __all__ = [
     "generator_sample_fn",
     "images_to_uint8",
     "inception_metrics",
+    "intra_frechet_distance",
+    "labelled_sampler",
     "load_digits_classifier",
     "load_digits_split",
     "resolve_inception_weights",

@@ -8,6 +8,12 @@ written by `scripts/train_digits_classifier.py`) in place of Inception-v3.
   classifier's penultimate features (64-d, after ReLU).
 The reference every result is compared with is the same pair for real held-out digits against the train
 digits (`digits_reference`).
+
+For class-conditional generators (docs/methods.md §9.8), `digits_conditional_metrics` adds
+- `digits_cond_acc`, the share of generated digits the classifier assigns to their requested class;
+- `digits_intra_fid`, the mean over the 10 classes of the Fréchet distance between the penultimate features
+  of generated and of real digits of that class;
+with `digits_conditional_reference` the same numbers for the held-out digits and their own labels.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lipgan.errors import MissingFileError
+from lipgan.metrics.conditional import intra_frechet_distance, label_accuracy
 from lipgan.metrics.frechet import frechet_distance_of_features
 
 CLASSIFIER_RESOLUTION = 16
@@ -131,13 +138,36 @@ def classifier_score(logits: torch.Tensor, n_splits: int) -> float:
     return float(torch.stack(scores).mean())
 
 
+def _metrics_of_outputs(
+    fake_features: torch.Tensor, fake_logits: torch.Tensor, real_features: torch.Tensor
+) -> dict[str, float]:
+    return {
+        "digits_is": classifier_score(fake_logits, split_count(len(fake_logits))),
+        "digits_fid": frechet_distance_of_features(fake_features, real_features),
+    }
+
+
 def digits_metrics(fake: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
     """`digits_is` of generated digits `[N, 1, H, W]` and `digits_fid` against real digits `[M, 1, H, W]`."""
     fake_features, fake_logits = classifier_outputs(fake)
     real_features, _ = classifier_outputs(real)
+    return _metrics_of_outputs(fake_features, fake_logits, real_features)
+
+
+def digits_conditional_metrics(
+    fake: torch.Tensor, fake_labels: torch.Tensor, real: torch.Tensor, real_labels: torch.Tensor
+) -> dict[str, float]:
+    """`digits_metrics` of generated digits `[N, 1, H, W]` of requested classes `fake_labels [N]` against
+    real digits `[M, 1, H, W]` of classes `real_labels [M]`, plus `digits_cond_acc` and `digits_intra_fid`
+    (docs/methods.md §9.8); one classifier pass per set."""
+    fake_features, fake_logits = classifier_outputs(fake)
+    real_features, _ = classifier_outputs(real)
     return {
-        "digits_is": classifier_score(fake_logits, split_count(len(fake))),
-        "digits_fid": frechet_distance_of_features(fake_features, real_features),
+        **_metrics_of_outputs(fake_features, fake_logits, real_features),
+        "digits_cond_acc": label_accuracy(fake_logits, fake_labels),
+        "digits_intra_fid": intra_frechet_distance(
+            fake_features, fake_labels, real_features, real_labels, N_CLASSES
+        ),
     }
 
 
@@ -146,9 +176,20 @@ def digits_reference(train_images: torch.Tensor, test_images: torch.Tensor) -> d
     return digits_metrics(fake=test_images, real=train_images)
 
 
+def digits_conditional_reference(
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+) -> dict[str, float]:
+    """The conditional numbers for real held-out digits (as generated digits of their own labels) against
+    the train digits: `digits_cond_acc` is the classifier's test accuracy (docs/methods.md §9.8)."""
+    return digits_conditional_metrics(test_images, test_labels, train_images, train_labels)
+
+
 def digits_accuracy(
     images: torch.Tensor, labels: torch.Tensor, classifier: DigitsClassifier | None = None
 ) -> float:
     """Share of digits `[N, 1, H, W]` a classifier (default: the packaged one) labels correctly."""
     _, logits = classifier_outputs(images, classifier)
-    return float((logits.argmax(dim=1) == labels.cpu()).double().mean())
+    return label_accuracy(logits, labels)

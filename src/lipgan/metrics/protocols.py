@@ -17,6 +17,15 @@ import torch
 from torch.utils.data import Dataset
 
 from lipgan.errors import ConfigError
+from lipgan.metrics.conditional import (
+    CondSampleFn,
+    balanced_count,
+    balanced_labels,
+    check_labels,
+    dataset_labels,
+    intra_frechet_distance,
+    labelled_sampler,
+)
 from lipgan.metrics.inception import (
     FID_LAYER,
     IS_LAYER,
@@ -225,6 +234,31 @@ def _mean_over_draws(draws: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
+def balanced_protocol(protocol: Protocol, num_classes: int) -> Protocol:
+    """The protocol with every generated count rounded down to a multiple of `num_classes`."""
+    measurements = tuple(
+        replace(m, n_fake=balanced_count(m.n_fake, num_classes)) for m in protocol.measurements
+    )
+    return replace(protocol, measurements=measurements)
+
+
+def measure_intra_fid(
+    measurement: Measurement,
+    fake_pool3: torch.Tensor,
+    fake_labels: torch.Tensor,
+    real_pool3: torch.Tensor,
+    real_labels: torch.Tensor,
+    num_classes: int,
+) -> dict[str, float]:
+    """`intra_fid` (with the measurement's suffix) of the first `n_fake` generated images against the real
+    pool3 features, class by class (docs/methods.md §9.8)."""
+    n_fake = measurement.n_fake
+    value = intra_frechet_distance(
+        fake_pool3[:n_fake], fake_labels[:n_fake], real_pool3, real_labels, num_classes
+    )
+    return {f"intra_fid{measurement.suffix}": value}
+
+
 def inception_metrics(
     sample_fn: SampleFn,
     real: Dataset | Mapping[str, Dataset],
@@ -243,25 +277,89 @@ def inception_metrics(
     features, `batch_size`, `seed`). Returns flat numbers: `is`, `is_std`, `fid`, `kid`, `kid_std` (with
     the measurement's suffix), the counts used and `n_draws`.
     """
+    return _run_protocol(sample_fn, None, real, n_fake, n_real, protocol, n_draws, device, settings)
+
+
+def conditional_inception_metrics(
+    cond_sample_fn: CondSampleFn,
+    real: Dataset | Mapping[str, Dataset],
+    num_classes: int,
+    n_fake: int | None = None,
+    n_real: int | None = None,
+    protocol: str = "quick",
+    n_draws: int | None = None,
+    device: str | torch.device | None = None,
+    **settings,
+) -> dict[str, float]:
+    """`inception_metrics` of a class-conditional sampler `cond_sample_fn(n, labels) -> [n, C, H, W]`, asked
+    for `balanced_labels` (every generated count rounded down to a multiple of `num_classes`), plus
+    `intra_fid` for each measurement with FID (with its suffix): the mean over classes of the FID between
+    the generated images of class `k` among the measurement's `n_fake` and the real images of class `k`
+    among its `n_real` (docs/methods.md §9.8). The real labels are read with `dataset_labels`.
+    """
+    return _run_protocol(
+        None, (cond_sample_fn, num_classes), real, n_fake, n_real, protocol, n_draws, device, settings
+    )
+
+
+def _run_protocol(
+    sample_fn: SampleFn | None,
+    conditional: tuple[CondSampleFn, int] | None,
+    real: Dataset | Mapping[str, Dataset],
+    n_fake: int | None,
+    n_real: int | None,
+    protocol: str,
+    n_draws: int | None,
+    device: str | torch.device | None,
+    settings: dict,
+) -> dict[str, float]:
+    """One protocol run; `conditional` = (sampler, number of classes) adds the intra-class FIDs."""
     chosen = override_counts(PROTOCOLS.get(protocol), n_fake, n_real)
+    if conditional is not None:
+        chosen = balanced_protocol(chosen, conditional[1])
     draws_count = chosen.n_draws if n_draws is None else n_draws
     use_cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
     config = inception_settings(cuda=use_cuda, **settings)
     real_by_split = real_splits_for(chosen, real)
+    real_keys = list(dict.fromkeys((m.split, m.n_real) for m in chosen.measurements if m.needs_real()))
+    # labels first: unlabeled data fails before the weights are read
+    real_labels = {} if conditional is None else _real_labels(real_by_split, real_keys, conditional[1])
     weights = resolve_inception_weights(config.weights_path)
     extractor = inception_extractor(weights, use_cuda)
     tag = weights_tag(weights)
     real_pool3 = {
-        (m.split, m.n_real): _real_pool3(real_by_split[m.split], m.split, m.n_real, extractor, tag, config)
-        for m in chosen.measurements
-        if m.needs_real()
+        (split, count): _real_pool3(real_by_split[split], split, count, extractor, tag, config)
+        for split, count in real_keys
     }
     n_generated = max(m.n_fake for m in chosen.measurements)
+    fake_labels = None if conditional is None else balanced_labels(n_generated, conditional[1])
     draws = []
     for _ in range(draws_count):
+        if conditional is not None:
+            sample_fn = labelled_sampler(conditional[0], fake_labels)
         fake = fake_features(sample_fn, n_generated, extractor, config.batch_size, use_cuda, config.verbose)
         results: dict[str, float] = {}
         for m in chosen.measurements:
-            results.update(measure(m, fake, real_pool3.get((m.split, m.n_real)), config))
+            key = (m.split, m.n_real)
+            results.update(measure(m, fake, real_pool3.get(key), config))
+            if conditional is not None and "fid" in m.metrics:
+                results.update(
+                    measure_intra_fid(
+                        m, fake[FID_LAYER], fake_labels, real_pool3[key], real_labels[key], conditional[1]
+                    )
+                )
         draws.append(results)
     return {**_mean_over_draws(draws), "n_draws": draws_count}
+
+
+def _real_labels(
+    real_by_split: dict[str, Dataset], keys: list[tuple], num_classes: int
+) -> dict[tuple, torch.Tensor]:
+    """The labels `[n]` of the real images each measurement compares against (the same subset as its
+    features), checked to lie in `0 … num_classes − 1`."""
+    labels = {}
+    for split, count in keys:
+        dataset = real_by_split[split]
+        labels[split, count] = dataset_labels(dataset, real_subset_indices(len(dataset), count))
+        check_labels(labels[split, count], num_classes, f"the real split {split!r}")
+    return labels
