@@ -85,9 +85,11 @@ class ImageShaped:
     """A stand-in for a real dataset whose files are not here: its shape only ([C, R, R] images)."""
 
     kind = "image"
+    CLASSES = {"cifar10": 10, "cifar100": 100}  # the labelled ones among the configs' datasets
 
     def __init__(self, name: str, resolution: int, channels: int):
         self.name, self.resolution, self.channels = name, resolution, channels
+        self.num_classes = self.CLASSES.get(name)
 
     def __getitem__(self, index: int):
         return torch.zeros(self.channels, self.resolution, self.resolution), 0

@@ -35,7 +35,7 @@ import pytest
 import torch
 
 from fake_datasets import write_all
-from lipgan.training.config import SHIPPED_CONFIGS, load_config
+from lipgan.training.config import SHIPPED_CONFIGS
 from lipgan.training.trainer import train
 
 CONFIGS = SHIPPED_CONFIGS

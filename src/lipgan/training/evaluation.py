@@ -55,10 +55,11 @@ def evaluate_generator(G: torch.nn.Module, cfg: Config, dataset, device: torch.d
 
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            metrics = spec(sample_fn, dataset, n_samples, **options)
-            conditional = getattr(spec, "conditional", None)
-            if class_count(G) and conditional is not None:  # per-class metrics
-                metrics.update(conditional(sample_fn, dataset, n_samples, class_count(G), **options))
+            if class_count(G) and spec.conditional is not None:
+                # the same metrics on class-balanced samples, plus the per-class ones (docs/methods.md §9.8)
+                metrics = spec.conditional(sample_fn, dataset, n_samples, class_count(G), **options)
+            else:
+                metrics = spec(sample_fn, dataset, n_samples, **options)
     finally:
         with torch.no_grad():
             for saved, b in zip(buffers, G.buffers()):
@@ -118,6 +119,9 @@ EVAL_CURVES = [
     "kid_mean",
     "digits_is",
     "digits_fid",
+    "digits_cond_acc",
+    "digits_intra_fid",
+    "intra_fid",
     "modes_covered",
     "hq_fraction",
     "mode_kl",
