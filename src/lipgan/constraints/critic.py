@@ -68,14 +68,22 @@ def value_and_input_grad(fn: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Ten
     return value.detach(), grad.detach()
 
 
-def input_grad_norm(net: Callable[[Tensor], Tensor], x: Tensor, create_graph: bool = False) -> Tensor:
+def input_grad_norm(
+    net: Callable[[Tensor], Tensor], x: Tensor, create_graph: bool = False, loss_scale: float = 1.0
+) -> Tensor:
     """`||∇ₓ f(x)||₂` per sample, [B]. Without `create_graph` nothing is kept; with it (gradient penalties)
-    `x` must require grad and the norm stays differentiable."""
+    `x` must require grad and the norm stays differentiable.
+
+    `loss_scale` is fp16's GradScaler scale (docs/methods.md §2.10): the gradient is taken of the scaled
+    output, so that it does not underflow in fp16's backward, and divided by the scale before the norm, as
+    PyTorch's AMP recipe for gradient penalties does. The scale is a power of two, so in float32 this
+    changes no bit of the result."""
     if not create_graph:
         return per_sample_norm(value_and_input_grad(net, x)[1])
-    out = net(x).reshape(x.shape[0])
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return per_sample_norm(grad)
+    out = to_fp32(net(x).reshape(x.shape[0]))
+    scaled = out.sum() if loss_scale == 1.0 else out.sum() * loss_scale
+    (grad,) = torch.autograd.grad(scaled, x, create_graph=True)
+    return per_sample_norm(to_fp32(grad) if loss_scale == 1.0 else to_fp32(grad) / loss_scale)
 
 
 def _setting(constraint: Any, key: str) -> Any:

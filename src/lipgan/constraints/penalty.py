@@ -79,12 +79,12 @@ def site_labels(at: str, y_real: torch.Tensor | None, y_fake: torch.Tensor | Non
     return SITE_LABELS[at](y_real, y_fake)
 
 
-def input_gradient_norms(D: Critic, points: torch.Tensor) -> torch.Tensor:
+def input_gradient_norms(D: Critic, points: torch.Tensor, loss_scale: float = 1.0) -> torch.Tensor:
     """``||∇ₓ D(x)||₂`` per sample over all input dims, kept differentiable (``create_graph=True``).
 
     ``points`` [N, ...] must require grad; ``D`` returns [N] or [N, 1]. Returns [N].
     """
-    return input_grad_norm(D, points, create_graph=True)  # [N]
+    return input_grad_norm(D, points, create_graph=True, loss_scale=loss_scale)  # [N]
 
 
 def centred_penalty(norms: torch.Tensor, center: float) -> torch.Tensor:
@@ -101,6 +101,7 @@ def gradient_penalty(
     generator: torch.Generator | None = None,
     y_real: torch.Tensor | None = None,
     y_fake: torch.Tensor | None = None,
+    loss_scale: float = 1.0,
 ) -> torch.Tensor:
     """Unweighted gradient penalty ``E[(||∇ₓ D(x̂)||₂ − c)²]`` at the site ``at`` (see ``PENALTY_SITES``).
 
@@ -108,12 +109,13 @@ def gradient_penalty(
     ``k_GP`` (GraN App. B; LipReg Eq. 18); ``center=0`` with ``at="real"`` is R1 (Mescheder et al. 2018),
     whose ``γ/2`` weight is the caller's. ``real`` and ``fake`` [B, ...] are detached: the penalty trains D
     only, through a double backward. For a conditional D, ``y_real`` and ``y_fake`` [B] are the labels, and
-    each point is scored by the D of its site's label (``site_labels``). Returns a scalar.
+    each point is scored by the D of its site's label (``site_labels``). Under fp16, ``loss_scale`` is the
+    GradScaler's scale (``input_grad_norm``). Returns a scalar.
     """
     site = PENALTY_SITES.get(at)
     points = site(real.detach(), fake.detach(), generator).detach().requires_grad_(True)  # [N, ...]
     D_y = with_labels(D, site_labels(at, y_real, y_fake))
-    return centred_penalty(input_gradient_norms(D_y, points), center)
+    return centred_penalty(input_gradient_norms(D_y, points, loss_scale), center)
 
 
 class PenaltyOptions(Protocol):
@@ -133,6 +135,7 @@ class PenaltyBatch(Protocol):
     generator: torch.Generator | None
     y_real: torch.Tensor | None
     y_fake: torch.Tensor | None
+    loss_scale: float
 
 
 def penalty_term(
@@ -153,4 +156,5 @@ def penalty_term(
         generator=batch.generator,
         y_real=batch.y_real,
         y_fake=batch.y_fake,
+        loss_scale=batch.loss_scale,
     )

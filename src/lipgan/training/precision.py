@@ -4,7 +4,7 @@ Autocast runs the networks' matrix products and convolutions in the low precisio
 stays in float32 (docs/methods.md §2.10): a gradient normalization's per-sample norm and formula (a ratio of
 two nearly equal numbers when |f| ≫ n, which bf16's 8-bit mantissa would round to 1), and the losses, whose
 softplus of a domain-scaled output loses everything below 2⁻⁸ of it. bf16 runs on CPU and on CUDA devices
-that support it; fp16 needs CUDA and a GradScaler, which training does not have yet.
+that support it; fp16 runs on CUDA, with a `torch.amp.GradScaler` per optimizer (`Precision.grad_scaler`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ class Precision:
     name: str
     dtype: torch.dtype | None  # the autocast dtype; None: no autocast
     check: Callable[[torch.device], None]  # raises ConfigError where the device cannot run it
+    scales_loss: bool = False  # fp16: gradients below 2⁻²⁴ flush to zero unless the loss is scaled up
+
+    def grad_scaler(self, device: torch.device) -> torch.amp.GradScaler:
+        """A GradScaler for one optimizer: active for fp16, a pass-through (scale 1, plain `step`)
+        otherwise, so that the steps read the same at every precision."""
+        return torch.amp.GradScaler(device.type, enabled=self.scales_loss)
 
     def context(self, device: torch.device) -> contextlib.AbstractContextManager:
         if self.dtype is None:
@@ -54,7 +60,7 @@ def _fp16_device(device: torch.device) -> None:
 for _precision in (
     Precision("fp32", None, _any_device),
     Precision("bf16", torch.bfloat16, _bf16_device),
-    Precision("fp16", torch.float16, _fp16_device),
+    Precision("fp16", torch.float16, _fp16_device, scales_loss=True),
 ):
     PRECISIONS.register(_precision.name)(_precision)
 

@@ -36,6 +36,7 @@ class DStepBatch:
     generator: torch.Generator | None  # the run's auxiliary RNG (interpolates, CR's T)
     y_real: torch.Tensor | None = None  # [B] labels of a conditional run, else None
     y_fake: torch.Tensor | None = None  # [B]
+    loss_scale: float = 1.0  # fp16's GradScaler scale: input gradients are taken of the scaled output
 
 
 Term = Callable[[Any, nn.Module, Callable, DStepBatch], torch.Tensor]

@@ -38,7 +38,7 @@ from lipgan.training.config import Config, dump_config
 from lipgan.training.ema import GeneratorEMA
 from lipgan.training.guard import module_is_finite
 from lipgan.training.logs import SAMPLE_WRITERS, reference_points
-from lipgan.training.precision import autocast_for
+from lipgan.training.precision import PRECISIONS, autocast_for
 from lipgan.training.run_dir import (
     create_run_dir,
     environment_record,
@@ -98,11 +98,13 @@ def make_step_parts(cfg: Config, models, info: ddp.DistInfo, device: torch.devic
         regularizers=active_regularizers(cfg),
         augment=AUGMENTS.get(cfg.data.augment),
         autocast=training_autocast(cfg.train.precision, device),
+        scaler_d=PRECISIONS.get(cfg.train.precision).grad_scaler(device),
+        scaler_g=PRECISIONS.get(cfg.train.precision).grad_scaler(device),
     )
 
 
 def training_autocast(name: str, device: torch.device):
-    """The autocast of `train.precision` on `device` (validate has refused fp16: no GradScaler yet)."""
+    """The autocast of `train.precision` on `device`, which must be able to run it."""
     try:
         return autocast_for(name, device)
     except ConfigError as err:
@@ -190,6 +192,8 @@ def checkpoint_state(s: Session) -> dict:
         "z_gen": s.z_gen.get_state(),
         "aux_gen": s.aux_gen.get_state(),
         "label_gen": s.label_gen.get_state() if s.label_gen is not None else None,
+        "scaler_d": p.scaler_d.state_dict(),  # empty when disabled (fp32, bf16)
+        "scaler_g": p.scaler_g.state_dict(),
         "rng": rng_state(s.device),
     }
 
@@ -202,6 +206,11 @@ def restore(s: Session, state: dict, path: Path) -> None:
     load_state(p.opt_d, state["opt_d"], "D's optimizer", path)
     if s.ema is not None and state["ema"] is not None:
         load_state(s.ema, state["ema"], "the EMA", path)
+    for name in ("scaler_d", "scaler_g"):
+        if getattr(p, name).is_enabled():
+            if not state.get(name):
+                raise ConfigError(f"{path} was not trained at fp16 and has no loss scale to resume")
+            getattr(p, name).load_state_dict(state[name])
     s.stream.load_state_dict(state["stream"])
     s.z_gen.set_state(state["z_gen"])
     s.aux_gen.set_state(state["aux_gen"])

@@ -48,6 +48,23 @@ class StepParts:
     regularizers: list[ActiveRegularizer] = field(default_factory=list)  # active_regularizers(cfg)
     augment: Augmentation = AUGMENTS.get("none")  # data.augment: what D sees (docs/methods.md §6.6)
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext  # train.precision
+    # fp16's loss scaling, one scaler per optimizer; disabled (scale 1, a plain step) at fp32 and bf16
+    scaler_d: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))
+    scaler_g: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))
+
+
+def loss_scale(scaler: torch.amp.GradScaler) -> float:
+    """The scaler's current scale, 1.0 when it is disabled (fp32, bf16)."""
+    return float(scaler.get_scale()) if scaler.is_enabled() else 1.0
+
+
+def scaled_step(scaler: torch.amp.GradScaler, opt: torch.optim.Optimizer) -> bool:
+    """`scaler.step(opt)` and `scaler.update()`; True when the scaler skipped the update because the scaled
+    gradients overflowed (it then halves its scale). Never True without fp16."""
+    before = loss_scale(scaler)
+    scaler.step(opt)
+    scaler.update()
+    return loss_scale(scaler) < before
 
 
 def discriminator_step(
@@ -72,13 +89,15 @@ def discriminator_step(
         scores = critic_scores(parts.critic, d_input, mode="full", y=labels)
         out_real, out_fake = scores.out[:n_real], scores.out[n_real:]
         d_loss = parts.loss.d_loss(out_real, out_fake)
-        batch = DStepBatch(real, fake, scores, generator, y_real, y_fake)
+        batch = DStepBatch(real, fake, scores, generator, y_real, y_fake, loss_scale(parts.scaler_d))
         terms = {reg.name: reg(parts.d_net, parts.critic, batch) for reg in parts.regularizers}
         total = d_loss + sum(terms.values())
     parts.opt_d.zero_grad(set_to_none=True)
-    total.backward()
-    parts.opt_d.step()
-    stats = {"d_loss": d_loss.detach(), "d_total": total.detach()}
+    # fp16: the scaled loss keeps small gradients above fp16's underflow; `step` unscales them and skips
+    # an update whose gradients overflowed, `update` adapts the scale (PyTorch's AMP recipe)
+    parts.scaler_d.scale(total).backward()
+    stats = {"d_skipped": scaled_step(parts.scaler_d, parts.opt_d)}
+    stats.update({"d_loss": d_loss.detach(), "d_total": total.detach()})
     stats.update({f"d_{name}": value.detach() for name, value in terms.items()})
     stats["out_real"] = out_real.detach()
     stats["out_fake"] = out_fake.detach()
@@ -104,8 +123,9 @@ def generator_step(
             fake = parts.augment.d_input(parts.G(z) if y is None else parts.G(z, y), generator)
             g_loss = parts.loss.g_loss(critic_scores(parts.g_critic, fake, mode=mode, y=y).out)
         parts.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+        # only G's loss is scaled: the fast path's input gradient of D (§2.8) was taken of f itself,
+        # so the normalization saw the unscaled gradient
+        parts.scaler_g.scale(g_loss).backward()
     finally:
         parts.D.requires_grad_(True)
-    parts.opt_g.step()
-    return {"g_loss": g_loss.detach()}
+    return {"g_loss": g_loss.detach(), "g_skipped": scaled_step(parts.scaler_g, parts.opt_g)}

@@ -37,9 +37,13 @@ from lipgan.training.session import (
 from lipgan.training.steps import discriminator_step, generator_step
 
 
-def _guard(s: Session, net: torch.nn.Module, losses: dict[str, torch.Tensor], what: str) -> None:
-    """The NaN guard after one update: the losses and the updated net, in one fused check."""
-    if all_finite(state_tensors(net), losses.values()):
+def _guard(
+    s: Session, net: torch.nn.Module, losses: dict[str, torch.Tensor], what: str, skipped: bool = False
+) -> None:
+    """The NaN guard after one update: the losses and the updated net, in one fused check. An update that
+    fp16's GradScaler skipped (its gradients overflowed, the scale is halved) may have non-finite losses
+    and left the weights as they were; only the weights are checked then."""
+    if all_finite(state_tensors(net), [] if skipped else losses.values()):
         return
     bad = first_nonfinite(losses) or f"{what}'s weights"
     raise TrainingDivergedError(
@@ -64,13 +68,14 @@ def train_one_step(s: Session) -> dict[str, torch.Tensor]:
             z = G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device)
             fake = G_plain(z) if y_fake is None else G_plain(z, y_fake)
         stats = discriminator_step(p, real, fake, s.aux_gen, y_real, y_fake)
-        _guard(s, p.D, {"d_loss": stats["d_loss"], "d_total": stats["d_total"]}, "D")
+        skipped = stats.pop("d_skipped")
+        _guard(s, p.D, {"d_loss": stats["d_loss"], "d_total": stats["d_total"]}, "D", skipped)
     stats["real"], stats["fake"] = real, fake
     stats["y_real"], stats["y_fake"] = y_real, y_fake
     z = G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device)
     y_g = None if s.label_gen is None else _labels(s, None, local)[1]
     stats.update(generator_step(p, z, s.aux_gen, y_g))
-    _guard(s, G_plain, {"g_loss": stats["g_loss"]}, "G")
+    _guard(s, G_plain, {"g_loss": stats["g_loss"]}, "G", stats.pop("g_skipped"))
     s.step += 1
     if s.ema is not None:
         s.ema.update(G_plain, s.step)

@@ -233,13 +233,22 @@ def leaves(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return items
 
 
+def _may_be_cuda(device: str) -> bool:
+    """Whether `device` can name a CUDA device here (`auto` does only where CUDA is available)."""
+    if device != "auto":
+        return device.startswith("cuda")
+    import torch  # only for this check: validating a config otherwise needs no torch
+
+    return torch.cuda.is_available()
+
+
 def validate(cfg: Any) -> None:
     """Every field's rule, then the checks across fields; the first failure raises `ConfigError`."""
     for key, value in leaves(cfg):
         RULES[key](key, value)
-    if cfg.train.precision == "fp16":  # before any compute, --dry-run included
+    if cfg.train.precision == "fp16" and not _may_be_cuda(cfg.device):  # before any compute, --dry-run too
         raise ConfigError(
-            "train.precision=fp16 needs a GradScaler, which training does not have yet; use bf16 or fp32"
+            f"train.precision=fp16 needs CUDA; device={cfg.device} is the CPU: use bf16 or fp32"
         )
     if cfg.constraint.spectral_gamma is not None and cfg.constraint.spectral is None:
         raise ConfigError("constraint.spectral_gamma needs constraint.spectral (sn, sn-strict or bsn)")
