@@ -58,8 +58,9 @@ def train_one_step(s: Session) -> dict[str, torch.Tensor]:
     G_plain = ddp.unwrap(p.G)
     for _ in range(cfg.optim.n_dis):
         real = next(s.stream)[0].to(s.device)
-        with torch.no_grad():
-            fake = G_plain(G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device))
+        # at the training precision, as the G step makes its fakes; the D step gets them in float32
+        with torch.no_grad(), p.autocast():
+            fake = G_plain(G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device)).float()
         stats = discriminator_step(p, real, fake, s.aux_gen)
         _guard(s, p.D, {"d_loss": stats["d_loss"], "d_total": stats["d_total"]}, "D")
     stats["real"], stats["fake"] = real, fake
