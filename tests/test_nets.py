@@ -11,7 +11,7 @@ from torch import nn
 
 from lipgan.errors import ConfigError
 from lipgan.nets import ARCHS, GanPair, Generator, arch_options, build_gan, count_parameters, init_weights
-from lipgan.nets.digits import NearestUpConv2d
+from lipgan.nets.digits import PHASE_FORM_MAX_CHANNELS, NearestUpConv2d, SpaceToDepthConv2d
 from lipgan.nets.resnet import DBlock
 
 IMAGE_CASES = [
@@ -182,22 +182,45 @@ def test_digits_cnn_exact_parameter_counts(upsample, kernel):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_nearest_up_conv_equals_upsample_then_conv(bias):
-    # The transposed-conv form of nearest ×2 + conv k3 p1 is the same linear map, borders included.
+@pytest.mark.parametrize("c_out", [3, 6])  # the phase form (few channels) and the transposed conv
+def test_nearest_up_conv_equals_upsample_then_conv(bias, c_out):
+    # Both forms of nearest ×2 + conv k3 p1 are the same linear map, borders included.
+    assert (c_out <= PHASE_FORM_MAX_CHANNELS) == (c_out == 3)
     torch.manual_seed(0)
-    layer = NearestUpConv2d(5, 3, bias).double()
+    layer = NearestUpConv2d(5, c_out, bias).double()
     reference = nn.Sequential(
-        nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(5, 3, 3, padding=1, bias=bias)
+        nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(5, c_out, 3, padding=1, bias=bias)
     )
     reference = reference.double()
     reference[1].load_state_dict(layer.state_dict())
     x = torch.randn(2, 5, 4, 6, dtype=torch.float64, requires_grad=True)  # [B, C, H, W], H ≠ W
-    out, expected = layer(x), reference(x)  # [2, 3, 8, 12]
+    out, expected = layer(x), reference(x)  # [2, c_out, 8, 12]
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-13)
     grads = torch.autograd.grad(out.square().sum(), [x, layer.weight])
     expected_grads = torch.autograd.grad(expected.square().sum(), [x, reference[1].weight])
     for grad, expected_grad in zip(grads, expected_grads):
         torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("c_in", [1, 3])
+def test_space_to_depth_conv_equals_conv_k4_s2_p1(c_in):
+    # The digits D's first layer: the same map and gradients as nn.Conv2d(c_in, c_out, 4, 2, 1), and the
+    # second-order gradient the gradient normalizations take through it.
+    torch.manual_seed(0)
+    layer = SpaceToDepthConv2d(c_in, 5).double()
+    reference = nn.Conv2d(c_in, 5, 4, stride=2, padding=1).double()
+    reference.load_state_dict(layer.state_dict())
+    assert (layer.stride, layer.padding, layer.kernel_size) == ((2, 2), (1, 1), (4, 4))
+    x = torch.randn(2, c_in, 8, 12, dtype=torch.float64, requires_grad=True)  # H ≠ W
+    out, expected = layer(x), reference(x)  # [2, 5, 4, 6]
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-13)
+
+    def second_order(net: nn.Module, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        (grad_x,) = torch.autograd.grad(y.square().sum(), [x], create_graph=True)
+        return torch.autograd.grad(grad_x.square().sum(), [net.weight, net.bias])
+
+    for grad, expected_grad in zip(second_order(layer, out), second_order(reference, expected)):
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-11)
 
 
 def g_block_count(c_in: int, c_out: int) -> int:

@@ -199,3 +199,22 @@ def test_fp16_checkpoints_keep_the_loss_scale_and_resume_bit_for_bit(tmp_path, f
         for name in full[key]:
             a, b = full[key][name], resumed[key][name]
             assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b, f"{key}.{name}"
+
+
+def test_auto_is_bf16_only_on_a_cpu_that_computes_it(monkeypatch):
+    from lipgan.training import precision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(precision, "cpu_computes_bf16", lambda native=native: native)
+        assert precision.resolve_precision("auto", cpu) == expected
+        assert precision.resolve_precision("auto", cuda) == "fp32"  # CUDA keeps fp32 unless asked
+        assert precision.resolve_precision("fp32", cpu) == "fp32"
+    assert load_config(None).train.precision == "auto"  # the default
+
+
+def test_an_unknown_precision_names_auto_and_the_precisions(tmp_path, capsys):
+    assert main(["train", f"out_dir={tmp_path}", "train.precision=fp8", "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "lipgan train: error: train.precision must be auto or a precision (bf16, fp16, fp32), not 'fp8'"
+    )

@@ -106,7 +106,9 @@ class TrainConfig:
     probe_every: int = 0  # cheap probes into metrics.jsonl; 0 disables
     grid_size: int = 64
     plots: bool = True  # training/eval curve PNGs at the end of a run
-    precision: str = "fp32"  # fp32 | bf16 (autocast; the norms and losses stay fp32): training/precision.py
+    # auto | fp32 | bf16 (autocast; the norms and losses stay fp32); auto: bf16 on a CPU that computes bf16
+    # natively, else fp32 (training/precision.py)
+    precision: str = "auto"
 
 
 @dataclass

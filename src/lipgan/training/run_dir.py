@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from lipgan.errors import FileSystemError, MissingFileError
+from lipgan.training.precision import cpu_computes_bf16
 
 RUN_PATTERN = re.compile(r"^(\d{5})-")
 
@@ -101,6 +102,7 @@ def environment_record(seed: int, device: torch.device, world_size: int) -> dict
         "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "world_size": world_size,
         "threads": torch.get_num_threads(),
+        "cpu_computes_bf16": cpu_computes_bf16(),  # where train.precision=auto runs bf16 on the CPU
     }
 
 

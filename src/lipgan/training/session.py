@@ -38,7 +38,7 @@ from lipgan.training.config import Config, dump_config
 from lipgan.training.ema import GeneratorEMA
 from lipgan.training.guard import module_is_finite
 from lipgan.training.logs import SAMPLE_WRITERS, reference_points
-from lipgan.training.precision import PRECISIONS, autocast_for
+from lipgan.training.precision import PRECISIONS, autocast_for, resolve_precision
 from lipgan.training.run_dir import (
     create_run_dir,
     environment_record,
@@ -98,9 +98,14 @@ def make_step_parts(cfg: Config, models, info: ddp.DistInfo, device: torch.devic
         regularizers=active_regularizers(cfg),
         augment=AUGMENTS.get(cfg.data.augment),
         autocast=training_autocast(cfg.train.precision, device),
-        scaler_d=PRECISIONS.get(cfg.train.precision).grad_scaler(device),
-        scaler_g=PRECISIONS.get(cfg.train.precision).grad_scaler(device),
+        scaler_d=training_precision(cfg, device).grad_scaler(device),
+        scaler_g=training_precision(cfg, device).grad_scaler(device),
     )
+
+
+def training_precision(cfg: Config, device: torch.device):
+    """The `Precision` that `train.precision` (`auto` resolved) runs at on `device`."""
+    return PRECISIONS.get(resolve_precision(cfg.train.precision, device))
 
 
 def training_autocast(name: str, device: torch.device):

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from lipgan.constraints.critic import input_grad_norm, with_labels
+from lipgan.constraints.critic import input_grad_norm, to_fp32, with_labels
 from lipgan.errors import TrainingDivergedError
 from lipgan.training import ddp
 from lipgan.training.build import lr_factor, set_lr
@@ -64,9 +64,10 @@ def train_one_step(s: Session) -> dict[str, torch.Tensor]:
         real, y_real = next(s.stream)[:2]
         real = real.to(s.device)
         y_real, y_fake = _labels(s, y_real, local)
-        with torch.no_grad():
+        # at the training precision, as the G step makes its fakes; the D step gets them in float32
+        with torch.no_grad(), p.autocast():
             z = G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device)
-            fake = G_plain(z) if y_fake is None else G_plain(z, y_fake)
+            fake = to_fp32(G_plain(z) if y_fake is None else G_plain(z, y_fake))
         stats = discriminator_step(p, real, fake, s.aux_gen, y_real, y_fake)
         skipped = stats.pop("d_skipped")
         _guard(s, p.D, {"d_loss": stats["d_loss"], "d_total": stats["d_total"]}, "D", skipped)

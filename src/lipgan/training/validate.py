@@ -139,6 +139,14 @@ def check_protocol(value: Any, key: str = "eval.protocol") -> None:
         _fail(key, value, f"auto or an evaluation protocol ({', '.join(PROTOCOLS.names())})")
 
 
+def check_precision(value: Any, key: str = "train.precision") -> None:
+    """auto or a name in `PRECISIONS` (training/precision.py)."""
+    from lipgan.training.precision import AUTO, PRECISIONS
+
+    if value != AUTO and not (isinstance(value, str) and value in PRECISIONS):
+        _fail(key, value, f"{AUTO} or a precision ({', '.join(PRECISIONS.names())})")
+
+
 def check_device(value: Any, key: str = "device") -> None:
     """auto, cpu, cuda or cuda:N with N a non-negative integer (whether it exists is resolve_device's)."""
     if not isinstance(value, str) or not DEVICE_PATTERN.fullmatch(value):
@@ -212,7 +220,7 @@ RULES: dict[str, Rule] = {
     "train.probe_every": int_at_least(0),
     "train.grid_size": int_at_least(1),
     "train.plots": boolean,
-    "train.precision": registered("lipgan.training.precision", "PRECISIONS"),
+    "train.precision": lambda key, value: check_precision(value, key),
     "eval.protocol": lambda key, value: check_protocol(value, key),
     "eval.n_samples": zero_or_at_least(2, "the protocol's default"),  # FID needs a covariance: 2 samples
     "eval.inception_weights": optional(text),
