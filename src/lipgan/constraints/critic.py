@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.defaults import DEFAULT_EPS, DEFAULT_TAU
+from lipgan.constraints.defaults import DEFAULT_DSTEP, DEFAULT_EPS, DEFAULT_TAU
 from lipgan.registry import Registry
 
 
@@ -68,7 +68,7 @@ def input_grad_norm(net: Callable[[Tensor], Tensor], x: Tensor, create_graph: bo
 
 def _setting(constraint: Any, key: str) -> Any:
     """A constraint setting from a ConstraintConfig or a mapping; a missing one takes the one default."""
-    defaults = {"gradnorm": None, "tau": DEFAULT_TAU, "eps": DEFAULT_EPS}
+    defaults = {"gradnorm": None, "tau": DEFAULT_TAU, "eps": DEFAULT_EPS, "dstep": DEFAULT_DSTEP}
     if constraint is None:
         return defaults[key]
     if isinstance(constraint, Mapping):
@@ -95,10 +95,10 @@ def gradnorm_head(net: Callable[[Tensor], Tensor], constraint: Any) -> Critic:
     """D wrapped by a gradient normalization (docs/methods.md §1: GN, GraN, PGN and variants)."""
     from lipgan.constraints.gradnorm import gradient_normalize_with_raw
 
-    method, tau, eps = (_setting(constraint, key) for key in ("gradnorm", "tau", "eps"))
+    method, tau, eps, dstep = (_setting(constraint, key) for key in ("gradnorm", "tau", "eps", "dstep"))
 
     def critic(x: Tensor, mode: str = "full") -> CriticOutput:
-        scored = gradient_normalize_with_raw(net, x, method=method, tau=tau, eps=eps, mode=mode)
+        scored = gradient_normalize_with_raw(net, x, method=method, tau=tau, eps=eps, mode=mode, dstep=dstep)
         return CriticOutput(scored.out, scored.raw, scored.grad_norm)
 
     return critic
