@@ -10,8 +10,10 @@ Candidates (each first checked against the reference gradients in float64 on a s
 - ``double-backward``: the reference (``constraint.dstep=double-backward``);
 - ``db-params-only``: the reference, its final backward limited to D's parameters (``inputs=``), so
   nothing is computed for the input leaf;
-- ``tangent``: ``constraint.dstep=tangent``;
-- ``*-channels-last``: the same with D and its input in ``torch.channels_last``;
+- ``tangent``: ``constraint.dstep=tangent`` (the input enters D in ``torch.channels_last``);
+- ``tangent-contiguous``: the same in the input's own layout;
+- ``*-channels-last``: D's weights and its input in ``torch.channels_last``; ``db-input-channels-last``:
+  the input only;
 - ``db-no-mkldnn``: the reference with ``torch.backends.mkldnn`` off;
 - ``db-compiled``: the reference with D under ``torch.compile`` (reported as an error where the double
   backward is not supported).
@@ -57,7 +59,10 @@ def candidates(D, arch: str):
         "double-backward": lambda x: d_update(D, x, "double-backward"),
         "db-params-only": lambda x: d_update(D, x, "double-backward", params_only=True),
         "tangent": lambda x: d_update(D, x, "tangent"),
+        "tangent-contiguous": lambda x: d_update(D, x, "tangent-contiguous"),
+        "vanilla-channels-last": lambda x: d_update(last, cl(x), None),
         "db-channels-last": lambda x: d_update(last, cl(x), "double-backward"),
+        "db-input-channels-last": lambda x: d_update(D, cl(x), "double-backward"),
         "tangent-channels-last": lambda x: d_update(last, cl(x), "tangent"),
         "db-no-mkldnn": lambda x: _within(no_mkldnn, lambda: d_update(D, x, "double-backward")),
         "db-compiled": lambda x: d_update(compiled, x, "double-backward"),
@@ -78,7 +83,7 @@ def check_exact(arch: str) -> dict[str, float | str]:
     want = [g.clone() for g in fns["double-backward"](x)]
     errors: dict[str, float | str] = {}
     for name, fn in fns.items():
-        if name == "vanilla":
+        if name.startswith("vanilla"):
             continue
         try:
             got = fn(x)

@@ -47,7 +47,7 @@ from lipgan.registry import Registry
 DStepFn = Callable[[Callable[..., Tensor], Tensor, tuple, dict], tuple[Tensor, Tensor]]
 
 DSTEPS: Registry[DStepFn] = Registry("D-step implementation")
-__all__ = ["DEFAULT_DSTEP", "DSTEPS", "dstep_double_backward", "dstep_tangent"]
+__all__ = ["DEFAULT_DSTEP", "DSTEPS", "dstep_double_backward", "dstep_tangent", "dstep_tangent_contiguous"]
 
 
 def _output_sum(raw: Tensor, batch_size: int) -> Tensor:
@@ -231,13 +231,16 @@ def _split_bias(func: Callable, args: tuple, kwargs: dict) -> tuple[tuple, dict,
 
 def _replay(
     trace: _Trace, a: Tensor, G: Tensor, leaves: dict[int, Tensor]
-) -> tuple[list[Tensor], list[Tensor]]:
+) -> tuple[list[Tensor], list[Tensor], dict[int, Tensor]]:
     """Run the recorded ops on ``z = a·x + G`` with the masks of ``x`` and constants scaled by ``a``;
     return the outputs ``op_k(z; θ)`` of the weighted ops, differentiable w.r.t. the tensors in ``leaves``
-    (by id), and their backward signals ``δ_k``: the parameter gradient is that of ``Σ_k ⟨δ_k, op_k⟩``."""
+    (by id), and their backward signals ``δ_k``: the parameter gradient is that of ``Σ_k ⟨δ_k, op_k⟩``,
+    except for the biases of convolutions and linear layers, whose gradients come back directly (by the
+    leaf's id)."""
     env: dict[int, Tensor] = {0: torch.addcmul(G, _per_sample(a, trace.x), trace.x).detach()}
     outs: list[Tensor] = []
     deltas: list[Tensor] = []
+    bias_grads: dict[int, Tensor] = {}  # id of a bias leaf -> its gradient, taken without autograd
 
     def value(obj: Any) -> Any:
         if isinstance(obj, _Ref):
@@ -248,6 +251,7 @@ def _replay(
         args, kwargs = tree_map(value, op.args), tree_map(value, op.kwargs)
         z = env[_first_ref((op.args, op.kwargs))]
         delta = trace.deltas[op.delta_index] if op.delta_index is not None else None
+        bias = None
         with torch.set_grad_enabled(delta is not None):
             if op.kind == "activation":
                 if op.slope:
@@ -266,16 +270,36 @@ def _replay(
             else:  # affine: a convolution or a linear layer, its bias scaled by a_i
                 args, kwargs, bias = _split_bias(op.func, args, kwargs)
                 out = op.func(*args, **kwargs)
-                if bias is not None:
-                    bias = bias.reshape(-1, *([1] * _AFFINE[op.func])) if _AFFINE[op.func] else bias
-                    out = torch.addcmul(out, _per_sample(a, out), bias)
-        if delta is not None:
+        if op.kind == "affine" and bias is not None:
+            if delta is not None and bias.requires_grad:  # Σ_i a_i δ_i over all but the channels
+                _accumulate(bias_grads, bias, _bias_grad(a, delta, _AFFINE[op.func]).to(bias.dtype))
+            if delta is not None:
+                outs.append(out)
+                deltas.append(delta)
+            spatial = _AFFINE[op.func]
+            shaped = bias.detach().reshape(-1, *([1] * spatial)) if spatial else bias.detach()
+            out = torch.addcmul(out.detach(), _per_sample(a, out), shaped)
+        elif delta is not None:
             outs.append(out)
             deltas.append(delta)
         for ref, t in zip(tree_flatten(op.outs)[0], tree_flatten(out)[0], strict=True):
             if isinstance(ref, _Ref):
                 env[ref.slot] = t.detach()
-    return outs, deltas
+    return outs, deltas, bias_grads
+
+
+def _bias_grad(a: Tensor, delta: Tensor, spatial: int) -> Tensor:
+    """``Σ_i a_i δ_i`` summed over every dimension but the channels (1 for a convolution, the last for a
+    linear layer): the gradient of the bias term ``a_i b`` paired with δ."""
+    if spatial:
+        per_sample = delta.flatten(2).sum(2)  # [B, C]
+    else:
+        per_sample = delta.reshape(delta.shape[0], -1, delta.shape[-1]).sum(1)  # [B, C]
+    return a.to(per_sample.dtype) @ per_sample
+
+
+def _accumulate(grads: dict[int, Tensor], leaf: Tensor, grad: Tensor) -> None:
+    grads[id(leaf)] = grads[id(leaf)] + grad if id(leaf) in grads else grad
 
 
 def _first_ref(obj: Any) -> int:
@@ -300,10 +324,14 @@ class _TangentBackward(torch.autograd.Function):
         leaves = {key: p.detach().requires_grad_() for key, p in trace.params.items()}
         device_type, enabled, dtype = trace.autocast
         with torch.autocast(device_type, dtype=dtype, enabled=enabled):
-            outs, deltas = _replay(trace, a, G, leaves)
+            outs, deltas, bias_grads = _replay(trace, a, G, leaves)
         grads: list[Tensor | None] = [None] * len(leaves)
         if outs:
             grads = list(torch.autograd.grad(outs, list(leaves.values()), deltas, allow_unused=True))
+        for index, leaf in enumerate(leaves.values()):
+            extra = bias_grads.get(id(leaf))
+            if extra is not None:
+                grads[index] = extra if grads[index] is None else grads[index] + extra
         grad_x = _per_sample(a, trace.x) * trace.grad if ctx.needs_input_grad[2] else None
         return (None, None, grad_x, *grads)
 
@@ -320,24 +348,19 @@ def _fallback(D: Callable[..., Tensor], reason: str) -> None:
         _FALLBACK[D] = reason
 
 
-@DSTEPS.register("tangent")
-def dstep_tangent(D: Callable[..., Tensor], x: Tensor, d_args: tuple, d_kwargs: dict):
-    """Exact for piecewise-linear D in 4 passes instead of 6 (module docstring); other D fall back."""
+def _tangent(D: Callable[..., Tensor], x: Tensor, d_args: tuple, d_kwargs: dict, channels_last: bool):
     try:
         if D in _FALLBACK:
             return dstep_double_backward(D, x, d_args, d_kwargs)
     except TypeError:
         pass
     trace = _Trace(batch=x.shape[0], x=x.detach())
-    device_type = x.device.type
-    trace.autocast = (
-        device_type,
-        torch.is_autocast_enabled(device_type),
-        torch.get_autocast_dtype(device_type),
-    )
+    kind = x.device.type
+    trace.autocast = (kind, torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind))
     try:
         with _Recorder(x, trace):
-            raw = D(x, *d_args, **d_kwargs)
+            x_d = x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+            raw = D(x_d, *d_args, **d_kwargs)
         if any(t._version != v for t, v in zip(trace.delta_outs, trace.delta_versions, strict=True)):
             raise Unsupported("an output of a weighted layer is modified in place")
         if any(t._version != v for t, v in trace.kept):
@@ -347,7 +370,21 @@ def dstep_tangent(D: Callable[..., Tensor], x: Tensor, d_args: tuple, d_kwargs: 
         return dstep_double_backward(D, x, d_args, d_kwargs)
     grads = torch.autograd.grad(_output_sum(raw, x.shape[0]), [x, *trace.delta_outs], allow_unused=True)
     trace.grad, trace.deltas = grads[0], list(grads[1:])
-    trace.delta_outs, trace.delta_versions = [], []
+    trace.delta_outs, trace.delta_versions, trace.kept = [], [], []
     if trace.grad is None:
         trace.grad = torch.zeros_like(x)
     return _TangentBackward.apply(trace, raw.detach(), x, *trace.params.values())
+
+
+@DSTEPS.register("tangent")
+def dstep_tangent(D: Callable[..., Tensor], x: Tensor, d_args: tuple, d_kwargs: dict):
+    """Exact for piecewise-linear D in 4 passes instead of 6 (module docstring); other D fall back. An
+    image batch [B, C, H, W] enters D in ``torch.channels_last``, the layout oneDNN's convolutions run
+    fastest in on CPU (docs/performance.md); the values are the same."""
+    return _tangent(D, x, d_args, d_kwargs, channels_last=True)
+
+
+@DSTEPS.register("tangent-contiguous")
+def dstep_tangent_contiguous(D: Callable[..., Tensor], x: Tensor, d_args: tuple, d_kwargs: dict):
+    """``"tangent"`` with the input in the layout it came in (a candidate kept for the measurements)."""
+    return _tangent(D, x, d_args, d_kwargs, channels_last=False)

@@ -69,13 +69,14 @@ DEFAULT_METHODS = (
     ).name,
 )
 # candidates for the D step (docs/performance.md), timed on request (--methods), not in the default tables
-_method("gn-db", "GN, the reference double-backward D step (§2.11), G step of §2.8", gradnorm="gn",
-        dstep="double-backward")  # fmt: skip
-_method(
-    "gran-db", "GraN, the reference double-backward D step (§2.11)", gradnorm="gran", dstep="double-backward"
-)
-_method(
-    "pgn-db", "PGN, the reference double-backward D step (§2.11)", gradnorm="pgn", dstep="double-backward"
+CANDIDATES = tuple(
+    _method(
+        f"{name}-db",
+        f"{label}, the reference double-backward D step (§2.11), G step of §2.8",
+        gradnorm=name,
+        dstep="double-backward",
+    ).name
+    for name, label in (("gn", "GN"), ("gran", "GraN"), ("pgn", "PGN"))
 )
 BASELINE = "vanilla"  # the "× vanilla" columns divide by its time
 REFERENCE = "official-gn"  # the "speed-up" columns are its time divided by each method's
