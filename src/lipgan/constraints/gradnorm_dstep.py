@@ -21,7 +21,8 @@ Each one maps ``(D, x, d_args, d_kwargs)`` to ``(f [B], ∇ₓf [B, ...])`` such
   known to be linear in the input (convolutions, linear layers, sums, pools, reshapes, adds, products with
   constants) and ReLU / LeakyReLU are accepted. Anything else (batch norm, a smooth activation, max
   pooling, an op mixing samples) makes the recording fail, and the D falls back to ``"double-backward"``
-  with one warning, so the result is always exact.
+  with one warning, so the result is always exact. An image batch enters D in ``torch.channels_last``.
+- ``"tangent-contiguous"``: ``"tangent"`` in the input's own layout (a measured candidate).
 """
 
 from __future__ import annotations
