@@ -1,4 +1,4 @@
-"""Constraints on a class-conditional D (docs/methods.md §2.11): every per-sample quantity is the one of
+"""Constraints on a class-conditional D (docs/methods.md §2.12): every per-sample quantity is the one of
 `D_y(x) = D(x, y)` with the sample's own label, the gradient is taken w.r.t. x only, and the generator
 mode stays exact with labels."""
 

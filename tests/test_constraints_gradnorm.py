@@ -6,11 +6,14 @@ The expected values are written out here from docs/methods.md §2, independently
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import Tensor, nn
 
 from lipgan.constraints.gradnorm import (
+    DSTEPS,
     GRADNORM_METHODS,
     GradNormD,
     gradient_normalize,
@@ -302,6 +305,7 @@ def test_output_shape_b1_and_b_agree(method):
     torch.testing.assert_close(n_b1, n_b, rtol=0, atol=0)
 
 
+@pytest.mark.filterwarnings("ignore:constraint.dstep=tangent")  # repeat is not replayable: it falls back
 def test_output_of_the_wrong_shape_raises():
     D, _, x, _ = make_setting("conv")
     with pytest.raises(ConfigError, match=r"\[B\] or \[B, 1\]"):
@@ -383,3 +387,166 @@ def test_unknown_method_mode_or_bad_hyperparameters_raise_config_error():
         gradient_normalize(D, x, method="gran", tau=0.0)
     with pytest.raises(ConfigError, match="eps >= 0"):
         GradNormD(D, method="gran", eps=-1.0)
+
+
+# --- the D-step implementations (docs/methods.md §2.11) ----------------------------------------------------
+
+REFERENCE_DSTEP = "double-backward"
+OPTIMIZED_DSTEPS = [name for name in DSTEPS.names() if name != REFERENCE_DSTEP]
+DSTEP_RTOL = 1e-6  # relative, two-sided: ||a − b|| ≤ 1e-6 · min(||a||, ||b||)
+
+
+def assert_same_gradients(got: list[Tensor], want: list[Tensor]) -> None:
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        scale = min(a.norm(), b.norm())
+        assert scale > 0, "a gradient that is zero tests nothing"
+        assert (a - b).norm() <= DSTEP_RTOL * scale, ((a - b).norm() / scale).item()
+
+
+def _resnet_d() -> nn.Module:
+    from lipgan.nets import build_gan
+
+    return build_gan("sngan-resnet", resolution=32).D
+
+
+def _sngan_cnn_d() -> nn.Module:
+    from lipgan.nets import build_gan
+
+    return build_gan("sngan-cnn", resolution=32).D
+
+
+def _with_sn(build):
+    def make() -> nn.Module:
+        from lipgan.constraints.spectral import apply_spectral_norm
+
+        D = build()
+        apply_spectral_norm(D, "sn")
+        return D
+
+    return make
+
+
+def _digits_d() -> nn.Module:
+    from lipgan.nets import build_gan
+
+    return build_gan("digits-cnn", resolution=16, channels=1).D
+
+
+DSTEP_NETS = {
+    "digits-cnn": (_digits_d, (1, 16, 16)),  # the default run's D: zero pad + space-to-depth first
+    "sngan-cnn": (_sngan_cnn_d, (3, 32, 32)),
+    "sngan-resnet": (_resnet_d, (3, 32, 32)),
+    "sngan-cnn+sn": (_with_sn(_sngan_cnn_d), (3, 32, 32)),
+    "conv": (ConvD, (2, 6, 6)),
+    "mlp": (MlpD, (3,)),
+}
+
+
+def _d_step_gradients(D: nn.Module, x: Tensor, method: str, dstep: str, *d_args) -> list[Tensor]:
+    """Gradients of a hinge D loss of the normalized outputs plus a term of n, w.r.t. D's parameters and x
+    (x stands for a generator output here, so its gradient is checked too)."""
+    torch.manual_seed(7)  # the same power-iteration start, where D is spectrally normalized
+    x = x.detach().requires_grad_()
+    out, n = gradient_normalize(D, x, *d_args, method=method, tau=TAU, eps=EPS, mode="full", dstep=dstep)
+    half = x.shape[0] // 2
+    loss = torch.relu(1 - out[:half]).mean() + torch.relu(1 + out[half:]).mean() + 0.1 * n.square().mean()
+    params = [p for p in D.parameters() if p.requires_grad]
+    return list(torch.autograd.grad(loss, [*params, x]))
+
+
+@pytest.mark.parametrize("dstep", OPTIMIZED_DSTEPS)
+@pytest.mark.parametrize("net", list(DSTEP_NETS))
+@pytest.mark.parametrize("method", ["gn", "gran", "pgn", "pgn-grad", "gn0"])
+def test_every_optimized_d_step_equals_the_reference_double_backward(dstep, net, method):
+    build, shape = DSTEP_NETS[net]
+    torch.manual_seed(0)
+    D = build().double()
+    x = torch.randn(6, *shape, dtype=torch.float64)
+    state = {k: v.clone() for k, v in D.state_dict().items()}
+    want = _d_step_gradients(D, x, method, REFERENCE_DSTEP)
+    D.load_state_dict(state)  # the power iteration's vectors as the reference found them
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fallback to the reference would pass without testing anything
+        got = _d_step_gradients(D, x, method, dstep)
+    assert_same_gradients(got, want)
+
+
+@pytest.mark.parametrize("dstep", OPTIMIZED_DSTEPS)
+@pytest.mark.parametrize("method", ["gn", "gran", "pgn"])
+def test_optimized_d_steps_pass_labels_through_and_differentiate_the_embedding(dstep, method):
+    torch.manual_seed(1)
+    D = LabelD().double()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    want = _d_step_gradients(D, x, method, REFERENCE_DSTEP, y)
+    assert_same_gradients(_d_step_gradients(D, x, method, dstep, y), want)
+
+
+class SmoothD(nn.Module):
+    """Not piecewise linear (a softplus): the tangent D step must fall back to the reference."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(3, 8), nn.Linear(8, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.b(nn.functional.softplus(self.a(x))).squeeze(-1)
+
+
+def test_tangent_d_step_falls_back_to_the_reference_where_d_is_not_piecewise_linear():
+    torch.manual_seed(2)
+    D = SmoothD().double()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    want = _d_step_gradients(D, x, "gn", REFERENCE_DSTEP)
+    with pytest.warns(UserWarning, match="softplus.*double-backward"):
+        got = _d_step_gradients(D, x, "gn", "tangent")
+    assert_same_gradients(got, want)
+    assert_same_gradients(_d_step_gradients(D, x, "gn", "tangent"), want)  # remembered: no second warning
+
+
+def test_tangent_d_step_under_bf16_autocast_is_close_to_the_reference():
+    torch.manual_seed(3)
+    D = ConvD()
+    x = torch.randn(8, 2, 6, 6)
+    grads = {}
+    for dstep in (REFERENCE_DSTEP, "tangent"):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            grads[dstep] = _d_step_gradients(D, x, "gn", dstep)
+    for a, b in zip(grads["tangent"], grads[REFERENCE_DSTEP], strict=True):
+        assert a.dtype == b.dtype == torch.float32
+        assert (a - b).norm() <= 0.05 * b.norm()  # bf16 rounding in another order, not another formula
+
+
+def test_unknown_dstep_raises_config_error():
+    D, _, x, _ = make_setting("mlp")
+    with pytest.raises(ConfigError, match="D-step implementation"):
+        gradient_normalize(D, x, dstep="nope")
+    with pytest.raises(ConfigError, match="D-step implementation"):
+        GradNormD(D, dstep="nope")
+
+
+CONDITIONAL_DSTEP_NETS = {  # the shipped projection discriminators, D(x, y)
+    "digits-cnn-cond": ({"resolution": 16, "channels": 1}, (1, 16, 16)),
+    "cgan-pd": ({"resolution": 32}, (3, 32, 32)),
+    "biggan": ({"resolution": 32}, (3, 32, 32)),
+    "mlp2d-cond": ({"num_classes": 8, "width": 0.0625}, (2,)),
+}
+
+
+@pytest.mark.parametrize("dstep", OPTIMIZED_DSTEPS)
+@pytest.mark.parametrize("net", list(CONDITIONAL_DSTEP_NETS))
+def test_optimized_d_steps_equal_the_reference_on_the_projection_discriminators(dstep, net):
+    """The projection term ⟨embed(y), φ(x)⟩ is linear in x with a factor that depends on the weights: the
+    tangent step must differentiate the embedding through it as the double backward does."""
+    from lipgan.nets import build_gan
+
+    options, shape = CONDITIONAL_DSTEP_NETS[net]
+    torch.manual_seed(4)
+    D = build_gan(net, **options).D.double()
+    x = torch.randn(4, *shape, dtype=torch.float64)
+    y = torch.tensor([0, 3, 3, 7])
+    want = _d_step_gradients(D, x, "gn", REFERENCE_DSTEP, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback: the tangent step itself is under test
+        assert_same_gradients(_d_step_gradients(D, x, "gn", dstep, y), want)

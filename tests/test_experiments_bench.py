@@ -143,27 +143,34 @@ def test_the_g_step_of_official_gn_runs_the_double_backward_and_ours_does_not(me
     assert case.parts.g_critic.calls == [(g_mode, g_double)]
 
 
-EXPECTED = {  # method -> (gradnorm, spectral, penalty weight, centre, site, G fast path)
-    "vanilla": (None, None, 0.0, 1.0, "interpolates", True),
-    "sn": (None, "sn", 0.0, 1.0, "interpolates", True),
-    "bsn": (None, "bsn", 0.0, 1.0, "interpolates", True),
-    "sn-strict": (None, "sn-strict", 0.0, 1.0, "interpolates", True),
-    "wgan-gp": (None, None, 10.0, 1.0, "interpolates", True),
-    "r1": (None, None, 10.0, 0.0, "real", True),
-    "gn": ("gn", None, 0.0, 1.0, "interpolates", True),
-    "gran": ("gran", None, 0.0, 1.0, "interpolates", True),
-    "pgn": ("pgn", None, 0.0, 1.0, "interpolates", True),
-    "official-gn": ("gn", None, 0.0, 1.0, "interpolates", False),
+EXPECTED = {  # method -> (gradnorm, spectral, penalty weight, centre, site, G fast path, D step)
+    "vanilla": (None, None, 0.0, 1.0, "interpolates", True, "tangent"),
+    "sn": (None, "sn", 0.0, 1.0, "interpolates", True, "tangent"),
+    "bsn": (None, "bsn", 0.0, 1.0, "interpolates", True, "tangent"),
+    "sn-strict": (None, "sn-strict", 0.0, 1.0, "interpolates", True, "tangent"),
+    "wgan-gp": (None, None, 10.0, 1.0, "interpolates", True, "tangent"),
+    "r1": (None, None, 10.0, 0.0, "real", True, "tangent"),
+    "gn": ("gn", None, 0.0, 1.0, "interpolates", True, "tangent"),
+    "gran": ("gran", None, 0.0, 1.0, "interpolates", True, "tangent"),
+    "pgn": ("pgn", None, 0.0, 1.0, "interpolates", True, "tangent"),
+    "official-gn": ("gn", None, 0.0, 1.0, "interpolates", False, "double-backward"),
+}
+CANDIDATES = {  # D-step candidates, timed on request only
+    "gn-db": ("gn", None, 0.0, 1.0, "interpolates", True, "double-backward"),
+    "gran-db": ("gran", None, 0.0, 1.0, "interpolates", True, "double-backward"),
+    "pgn-db": ("pgn", None, 0.0, 1.0, "interpolates", True, "double-backward"),
 }
 
 
 def test_each_method_is_the_config_it_names():
-    assert list(DEFAULT_METHODS) == list(EXPECTED) and sorted(BENCH_METHODS) == sorted(EXPECTED)
+    assert list(DEFAULT_METHODS) == list(EXPECTED)
+    assert sorted(BENCH_METHODS) == sorted({**EXPECTED, **CANDIDATES})
     s = tiny(n_dis=3, overrides=("model.options={width: 0.25}", "constraint.tau=2.0"))
-    for method, expected in EXPECTED.items():
+    for method, expected in {**EXPECTED, **CANDIDATES}.items():
         cfg = method_config(method, s)
         c, p = cfg.constraint, cfg.penalty
-        assert (c.gradnorm, c.spectral, p.weight, p.center, p.at, c.generator_fast_path) == expected, method
+        got = (c.gradnorm, c.spectral, p.weight, p.center, p.at, c.generator_fast_path, c.dstep)
+        assert got == expected, method
         assert (cfg.loss.name, cfg.optim.n_dis, cfg.data.batch_size, cfg.model.arch) == (
             "hinge",
             3,

@@ -173,7 +173,8 @@ def test_the_fast_path_is_on_by_default():
 @pytest.mark.parametrize(("fast_path", "mode"), [(None, "generator"), (True, "generator"), (False, "full")])
 def test_generator_step_runs_the_critic_in_the_configured_mode(grad_calls, fast_path, mode):
     settings = {} if fast_path is None else {"generator_fast_path": fast_path}  # None: the default
-    cfg = config(gradnorm="gran", **settings)
+    # the reference D-step implementation, whose full mode is the double backward (docs/methods.md §2.11)
+    cfg = config(gradnorm="gran", dstep="double-backward", **settings)
     parts = make_parts(cfg)
     parts.g_critic = RecordingCritic(parts.g_critic)
     generator_step(parts, torch.randn(5, 3, dtype=torch.float64))

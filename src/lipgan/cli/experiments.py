@@ -144,9 +144,10 @@ def add_experiment_commands(sub) -> None:
     p.add_argument("pattern", nargs="?", help="show only the configs whose name or paper holds this text")
     p.set_defaults(func=cmd_configs)
 
-    from lipgan.experiments.bench_methods import BENCH_METHODS, DEFAULT_METHODS  # no torch: names only
+    from lipgan.experiments.bench_methods import BENCH_METHODS, CANDIDATES, DEFAULT_METHODS  # no torch
 
     methods = "; ".join(f"{name}: {BENCH_METHODS.get(name).summary}" for name in DEFAULT_METHODS)
+    candidates = "; ".join(f"{name}: {BENCH_METHODS.get(name).summary}" for name in CANDIDATES)
     p = sub.add_parser(
         "bench",
         help="time the D step, G step and iteration of every method, with peak memory",
@@ -156,11 +157,12 @@ def add_experiment_commands(sub) -> None:
         "--warmup untimed rounds. Prints two tables, of the medians and of the minima over the repetitions "
         "(other work on the machine only adds time): each method's times, its time over vanilla's and "
         "official-gn's time over the method's (official-gn: GN with the double backward in the D and the G "
-        "step, as the official GNGAN code; gn, gran, pgn skip it in the G step, docs/methods.md §2.8), and "
+        "step, as the official GNGAN code; gn, gran, pgn skip it in the G step, docs/methods.md §2.8, and "
+        "take the tangent D step of §2.11), and "
         "the peak memory of an iteration: on CUDA torch.cuda.max_memory_allocated above what was allocated "
         "before it, on CPU the peak resident memory above the resident memory before it (a lower bound). "
         "Not timed: the NaN guard, the EMA, logging, data loading. Every method uses the hinge loss and "
-        f"Adam. Methods (§: docs/methods.md): {methods}.",
+        f"Adam. Methods (§: docs/methods.md): {methods}. Timed only when --methods names them: {candidates}.",
     )
     p.add_argument(
         "overrides",

@@ -7,7 +7,7 @@ and every probe build their critic here, from the constraint settings (`gradnorm
 `ConstraintConfig` or a mapping).
 For a class-conditional D, `y` [B] holds each sample's label and the critic is that of `D_y(x) = D(x, y)`:
 every per-sample quantity, the input gradient included, is the one of the sample's own class (GN Eq. 16;
-docs/methods.md §2.11). The gradient is taken with respect to x only.
+docs/methods.md §2.12). The gradient is taken with respect to x only.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lipgan.constraints.defaults import DEFAULT_EPS, DEFAULT_TAU
+from lipgan.constraints.defaults import DEFAULT_DSTEP, DEFAULT_EPS, DEFAULT_TAU
 from lipgan.registry import Registry
 
 
@@ -88,7 +88,7 @@ def input_grad_norm(
 
 def _setting(constraint: Any, key: str) -> Any:
     """A constraint setting from a ConstraintConfig or a mapping; a missing one takes the one default."""
-    defaults = {"gradnorm": None, "tau": DEFAULT_TAU, "eps": DEFAULT_EPS}
+    defaults = {"gradnorm": None, "tau": DEFAULT_TAU, "eps": DEFAULT_EPS, "dstep": DEFAULT_DSTEP}
     if constraint is None:
         return defaults[key]
     if isinstance(constraint, Mapping):
@@ -115,11 +115,13 @@ def gradnorm_head(net: Callable[[Tensor], Tensor], constraint: Any) -> Critic:
     """D wrapped by a gradient normalization (docs/methods.md §1: GN, GraN, PGN and variants)."""
     from lipgan.constraints.gradnorm import gradient_normalize_with_raw
 
-    method, tau, eps = (_setting(constraint, key) for key in ("gradnorm", "tau", "eps"))
+    method, tau, eps, dstep = (_setting(constraint, key) for key in ("gradnorm", "tau", "eps", "dstep"))
 
     def critic(x: Tensor, mode: str = "full", y: Tensor | None = None) -> CriticOutput:
         labels = () if y is None else (y,)  # D(x, y): the labels reach D as its extra argument
-        scored = gradient_normalize_with_raw(net, x, *labels, method=method, tau=tau, eps=eps, mode=mode)
+        scored = gradient_normalize_with_raw(
+            net, x, *labels, method=method, tau=tau, eps=eps, mode=mode, dstep=dstep
+        )
         return CriticOutput(scored.out, scored.raw, scored.grad_norm)
 
     return critic

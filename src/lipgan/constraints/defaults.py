@@ -6,3 +6,4 @@ K = 1/τ ≈ 0.83 and ε = 0.1 are GraN's settings for 32² and 48² images (Gra
 
 DEFAULT_TAU = 1.2
 DEFAULT_EPS = 0.1
+DEFAULT_DSTEP = "tangent"  # constraint.dstep: how a D step differentiates the norm (docs/methods.md §2.11)

@@ -4,9 +4,11 @@
 returns the normalized output ``f̂`` of the chosen method (formulas in
 :mod:`lipgan.constraints.gradnorm_methods`). Two modes give the same value:
 
-- ``"full"`` (discriminator steps): ``∇ₓf`` is taken with ``create_graph=True``, so the normalization term
-  itself is differentiated (a double backward) w.r.t. D's parameters and ``x`` (GraN, App. A;
-  docs/methods.md §1.4).
+- ``"full"`` (discriminator steps): the normalization term itself is differentiated w.r.t. D's parameters
+  and ``x`` (GraN, App. A; docs/methods.md §1.4). How is the ``dstep`` choice, a name in ``DSTEPS``
+  (:mod:`lipgan.constraints.gradnorm_dstep`, docs/methods.md §2.11): ``"double-backward"`` takes ``∇ₓf``
+  with ``create_graph=True`` (the reference); ``"tangent"`` (the default) gives the same gradients for
+  piecewise-linear D in 4 passes of D instead of 6, and falls back to the reference for any other D.
 - ``"generator"`` (generator steps): ``∇ₓf`` is taken without a graph, so the norm enters as a constant. The
   gradient w.r.t. ``x`` is then ``c(f, n) · ∇ₓf``, which equals the full one whenever D is piecewise linear
   (its Hessian is zero almost everywhere; docs/methods.md §2.8). Gradients w.r.t. D's parameters are NOT
@@ -26,11 +28,14 @@ from torch import Tensor, nn
 
 from lipgan.constraints.critic import per_sample_norm, to_fp32
 from lipgan.constraints.defaults import DEFAULT_EPS, DEFAULT_TAU
+from lipgan.constraints.gradnorm_dstep import DEFAULT_DSTEP, DSTEPS
 from lipgan.constraints.gradnorm_methods import GRADNORM_METHODS, GradNormMethod
 from lipgan.errors import ConfigError
 from lipgan.registry import Registry
 
 __all__ = [
+    "DEFAULT_DSTEP",
+    "DSTEPS",
     "GRADNORM_METHODS",
     "GRADNORM_MODES",
     "GradNormD",
@@ -40,24 +45,27 @@ __all__ = [
     "gradient_normalize_with_raw",
 ]
 
-InputGradFn = Callable[[Tensor, Tensor], Tensor]  # (f [B], x [B, ...]) -> ∇ₓf [B, ...]
+# (D, x_in, d_args, d_kwargs, dstep) -> (raw output of D, ∇ₓf); x_in requires grad
+Scorer = Callable[[Callable[..., Tensor], Tensor, tuple, dict, str], tuple[Tensor, Tensor]]
 
 
-def input_grad_double_backward(f: Tensor, x: Tensor) -> Tensor:
-    """``∇ₓf`` per sample with its own graph, so a loss of the normalized output differentiates the norm
-    (mode ``"full"``)."""
-    return torch.autograd.grad(f.sum(), x, create_graph=True)[0]
+def score_full(D: Callable[..., Tensor], x: Tensor, d_args: tuple, d_kwargs: dict, dstep: str):
+    """``f`` and ``∇ₓf`` such that a loss of both differentiates the norm (mode ``"full"``), by the D-step
+    implementation ``dstep`` (``DSTEPS``)."""
+    return DSTEPS.get(dstep)(D, x, d_args, d_kwargs)
 
 
-def input_grad_first_order(f: Tensor, x: Tensor) -> Tensor:
+def score_first_order(D: Callable[..., Tensor], x: Tensor, d_args: tuple, d_kwargs: dict, dstep: str):
     """``∇ₓf`` per sample as a constant, keeping ``f``'s graph for the later backward (mode
-    ``"generator"``)."""
-    return torch.autograd.grad(f.sum(), x, retain_graph=True)[0]
+    ``"generator"``; ``dstep`` is not used)."""
+    raw = D(x, *d_args, **d_kwargs)
+    (grad,) = torch.autograd.grad(_per_sample_output(raw, x.shape[0]).sum(), x, retain_graph=True)
+    return raw, grad
 
 
-GRADNORM_MODES: Registry[InputGradFn] = Registry("gradient normalization mode")
-GRADNORM_MODES.register("full")(input_grad_double_backward)
-GRADNORM_MODES.register("generator")(input_grad_first_order)
+GRADNORM_MODES: Registry[Scorer] = Registry("gradient normalization mode")
+GRADNORM_MODES.register("full")(score_full)
+GRADNORM_MODES.register("generator")(score_first_order)
 
 
 class GradNormOutput(NamedTuple):
@@ -96,13 +104,14 @@ def _normalize(
     d_args: tuple[Any, ...],
     d_kwargs: dict[str, Any],
     method: GradNormMethod,
-    input_grad: InputGradFn,
+    scorer: Scorer,
+    dstep: str,
     tau: float,
     eps: float,
 ) -> GradNormOutput:
     x_in = _input_with_grad(x)  # [B, ...]
-    f = _per_sample_output(D(x_in, *d_args, **d_kwargs), x.shape[0])  # [B]
-    grad = input_grad(f, x_in)  # [B, ...]
+    raw, grad = scorer(D, x_in, d_args, d_kwargs, dstep)  # raw [B] or [B, 1], grad [B, ...]
+    f = _per_sample_output(raw, x.shape[0])  # [B]
     f, grad = to_fp32(f), to_fp32(grad)  # the norm and the formula in float32 under autocast
     divisor = method.norm(f, grad)  # [B]
     out = method.normalize(f, divisor, tau, eps)  # [B]
@@ -118,6 +127,7 @@ def gradient_normalize_with_raw(
     tau: float = DEFAULT_TAU,
     eps: float = DEFAULT_EPS,
     mode: str = "full",
+    dstep: str = DEFAULT_DSTEP,
     **d_kwargs: Any,
 ) -> GradNormOutput:
     """:func:`gradient_normalize`, also returning the raw output ``f`` (for logging the domain of D).
@@ -126,11 +136,12 @@ def gradient_normalize_with_raw(
     returned tensors are then detached.
     """
     method_obj = GRADNORM_METHODS.get(method)
-    input_grad = GRADNORM_MODES.get(mode)
+    scorer = GRADNORM_MODES.get(mode)
+    DSTEPS.get(dstep)
     _check_hyperparameters(tau, eps)
     grad_was_enabled = torch.is_grad_enabled()
     with torch.enable_grad():
-        result = _normalize(D, x, d_args, d_kwargs, method_obj, input_grad, tau, eps)
+        result = _normalize(D, x, d_args, d_kwargs, method_obj, scorer, dstep, tau, eps)
     if grad_was_enabled:
         return result
     return GradNormOutput(*(t.detach() for t in result))
@@ -144,6 +155,7 @@ def gradient_normalize(
     tau: float = DEFAULT_TAU,
     eps: float = DEFAULT_EPS,
     mode: str = "full",
+    dstep: str = DEFAULT_DSTEP,
     **d_kwargs: Any,
 ) -> tuple[Tensor, Tensor]:
     """Gradient-normalize the discriminator ``D`` at ``x`` (docs/methods.md §2).
@@ -158,8 +170,12 @@ def gradient_normalize(
         method: one of ``gn gn0 gn1 gran gran-inv pgn pgn-grad`` (see ``GRADNORM_METHODS``).
         tau: GraN temperature; the piecewise Lipschitz constant is ``K = 1/tau`` (ignored by GN and PGN).
         eps: GraN's ``ε`` (ignored by GN and PGN).
-        mode: ``"full"`` (double backward; use for D steps) or ``"generator"`` (no double backward; same
-            value and same gradient w.r.t. ``x`` for piecewise-linear D; use for G steps only).
+        mode: ``"full"`` (the norm is differentiated; use for D steps) or ``"generator"`` (no double
+            backward; same value and same gradient w.r.t. ``x`` for piecewise-linear D; use for G steps
+            only).
+        dstep: how mode ``"full"`` differentiates the norm, a name in ``DSTEPS``: ``"tangent"`` (default;
+            exact for piecewise-linear D, which it checks op by op, falling back to the reference
+            otherwise) or ``"double-backward"`` (the reference). Same values and gradients either way.
 
     Returns:
         ``(out, grad_norm)``, both [B]: the normalized output ``f̂`` and ``n = ||∇ₓf||`` per sample (for
@@ -170,7 +186,7 @@ def gradient_normalize(
         ConfigError: unknown method or mode, ``tau <= 0``, ``eps < 0`` or an output of the wrong shape.
     """
     result = gradient_normalize_with_raw(
-        D, x, *d_args, method=method, tau=tau, eps=eps, mode=mode, **d_kwargs
+        D, x, *d_args, method=method, tau=tau, eps=eps, mode=mode, dstep=dstep, **d_kwargs
     )
     return result.out, result.grad_norm
 
@@ -190,10 +206,13 @@ class GradNormD(nn.Module):
         method: str = "gran",
         tau: float = DEFAULT_TAU,
         eps: float = DEFAULT_EPS,
+        dstep: str = DEFAULT_DSTEP,
     ):
         super().__init__()
         GRADNORM_METHODS.get(method)
+        DSTEPS.get(dstep)
         _check_hyperparameters(tau, eps)
+        self.dstep = dstep
         self.D = D
         self.method = method
         self.tau = tau
@@ -203,11 +222,19 @@ class GradNormD(nn.Module):
 
     def forward(self, x: Tensor, *args: Any, mode: str = "full", **kwargs: Any) -> Tensor:
         result = gradient_normalize_with_raw(
-            self.D, x, *args, method=self.method, tau=self.tau, eps=self.eps, mode=mode, **kwargs
+            self.D,
+            x,
+            *args,
+            method=self.method,
+            tau=self.tau,
+            eps=self.eps,
+            mode=mode,
+            dstep=self.dstep,
+            **kwargs,
         )
         self.last_grad_norm = result.grad_norm.detach()
         self.last_raw = result.raw.detach()
         return result.out
 
     def extra_repr(self) -> str:
-        return f"method={self.method!r}, tau={self.tau}, eps={self.eps}"
+        return f"method={self.method!r}, tau={self.tau}, eps={self.eps}, dstep={self.dstep!r}"

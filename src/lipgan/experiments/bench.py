@@ -96,7 +96,9 @@ def check_settings(s: BenchSettings) -> torch.device:
         raise ConfigError(f"--methods needs at least one of {', '.join(DEFAULT_METHODS)}")
     for name in s.methods:
         if name not in BENCH_METHODS:
-            raise ConfigError(f"--methods: unknown method {name!r}; valid: {', '.join(DEFAULT_METHODS)}")
+            raise ConfigError(
+                f"--methods: unknown method {name!r}; valid: {', '.join(BENCH_METHODS.names())}"
+            )
     if len(set(s.methods)) != len(s.methods):
         raise ConfigError(f"--methods names a method twice: {' '.join(s.methods)}")
     if s.precision not in PRECISIONS:

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from lipgan.constraints.defaults import DEFAULT_EPS, DEFAULT_TAU
+from lipgan.constraints.defaults import DEFAULT_DSTEP, DEFAULT_EPS, DEFAULT_TAU
 from lipgan.errors import ConfigError, MissingFileError
 from lipgan.training.validate import validate
 
@@ -59,6 +59,7 @@ class ConstraintConfig:
     n_power_iterations: int = 1
     output_scale: float = 1.0  # GraN's SN†: multiply D's output by K
     generator_fast_path: bool = True  # G step without double backward where the method allows it
+    dstep: str = DEFAULT_DSTEP  # how mode "full" differentiates the norm: tangent | double-backward (§2.11)
 
 
 @dataclass

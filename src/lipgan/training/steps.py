@@ -77,7 +77,7 @@ def discriminator_step(
 ) -> dict[str, torch.Tensor]:
     """One D update on reals and (detached) fakes; returns detached scalars and per-sample stats. A
     conditional run passes the labels `y_real`, `y_fake` [B]: each sample is scored by `D_y` of its own
-    class (docs/methods.md §2.11)."""
+    class (docs/methods.md §2.12)."""
     fake = fake.detach()
     real = parts.augment.reals(real, generator)
     n_real = real.shape[0]

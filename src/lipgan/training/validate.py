@@ -193,6 +193,7 @@ RULES: dict[str, Rule] = {
     "constraint.n_power_iterations": int_at_least(1),
     "constraint.output_scale": positive,
     "constraint.generator_fast_path": boolean,
+    "constraint.dstep": registered("lipgan.constraints.gradnorm_dstep", "DSTEPS"),
     "penalty.weight": non_negative,
     "penalty.center": non_negative,  # a gradient norm is never negative
     "penalty.at": registered("lipgan.constraints.penalty", "PENALTY_SITES"),
