@@ -44,7 +44,9 @@ def _setup(case: str, out_dir):
     # Adam's first step is lr·g/(|g| + eps): with the usual eps a gradient that is zero in exact arithmetic
     # (the last bias under hinge when every output is inside the margin) turns rounding noise into a full
     # lr-sized step. eps = 1 makes the update linear in the gradient, so it compares like the gradient does.
-    extra = {"data.batch_size": BATCH, "optim.eps": 1.0, "optim.lr_d": 0.1}
+    # fp32: the comparison is of the averaged gradients at 1e-6; `auto` would train in bf16 on a CPU that
+    # computes it, whose rounding differs between a batch and its halves
+    extra = {"data.batch_size": BATCH, "optim.eps": 1.0, "optim.lr_d": 0.1, "train.precision": "fp32"}
     cfg = load_config(None, toy_overrides(out_dir, 1, **extra, **CASES[case]))
     dataset = build_dataset(cfg)
     models = build_models(cfg, dataset, torch.device("cpu"))
