@@ -261,3 +261,15 @@ def test_the_settings_check_names_the_flag():
         check_settings(tiny(precision="fp16"))
     with pytest.raises(Exception, match=r"^--batch must be an integer of at least 2, not 1$"):
         check_settings(tiny(batch=1))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_steps_run_at_the_benched_precision_not_the_configs_default(precision):
+    """The training config's default precision is `auto` (bf16 on a CPU that computes it): the bench must
+    set the steps' own autocast from --precision, or an fp32 table would time bf16 steps."""
+    cfg = method_config("gn", tiny(precision=precision))
+    assert cfg.train.precision == precision
+    case = build_case("gn", tiny(precision=precision), torch.device("cpu"))
+    with case.parts.autocast():
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+    assert dtype == (torch.bfloat16 if precision == "bf16" else None)

@@ -12,8 +12,8 @@ The guard, the EMA update, logging and the data loader are outside the timed reg
 between repetitions, after `warmup` untimed rounds, so that a drift in machine speed hits every method
 alike; the report takes medians and minima over repetitions (`bench_report.py`).
 
-`--precision bf16|fp16` runs the iteration under `torch.autocast`; there is no loss scaling (the training
-side's mixed precision is separate), so fp16 times leave out a GradScaler's cost.
+`--precision bf16|fp16` runs the iteration as `train.precision` does: under `torch.autocast`, and at fp16
+with the training steps' GradScalers, whose cost the times include.
 """
 
 from __future__ import annotations
@@ -121,6 +121,9 @@ def method_config(method: str, s: BenchSettings) -> Config:
         "loss.name=hinge",  # an override may change it
         f"device={s.device}",
         f"seed={s.seed}",
+        # the steps' own autocast (and fp16's GradScaler) at the benched precision: the config's default,
+        # auto, would otherwise run the steps in bf16 on a CPU that computes it, whatever --precision says
+        f"train.precision={s.precision}",
     ]
     return load_config(None, [*flags, *s.overrides, *BENCH_METHODS.get(method).overrides])
 
