@@ -38,6 +38,16 @@ def test_under_bf16_the_norm_and_the_formula_are_float32(method):
     assert scored.out.dtype == scored.raw.dtype == scored.grad_norm.dtype == torch.float32
 
 
+def _one_d_loss(session) -> float:
+    """The D loss of one step of `session` on its first real batch and a fixed fake one; the critic's
+    outputs and the loss are float32 at every precision."""
+    real = next(session.stream)[0]
+    fake = torch.randn(real.shape, generator=torch.Generator().manual_seed(2)).clamp(-1, 1)
+    stats = discriminator_step(session.parts, real, fake, session.aux_gen)
+    assert stats["d_loss"].dtype == stats["raw_real"].dtype == torch.float32
+    return float(stats["d_loss"])
+
+
 def test_a_bf16_d_step_agrees_with_fp32_within_bf16_rounding(tmp_path):
     """The D loss of one step from the same nets and batch. Autocast rounds the inputs and weights of every
     conv and linear layer to bf16 (2^-8 relative each) and accumulates in float32. Through the digits D's 4
@@ -48,12 +58,7 @@ def test_a_bf16_d_step_agrees_with_fp32_within_bf16_rounding(tmp_path):
     losses = {}
     for precision in ("fp32", "bf16"):
         cfg = load_config(None, digits_overrides(tmp_path / precision, 1, **{"train.precision": precision}))
-        session = open_session(cfg, None, resume=False)
-        real = next(session.stream)[0]
-        fake = torch.randn(real.shape, generator=torch.Generator().manual_seed(2)).clamp(-1, 1)
-        stats = discriminator_step(session.parts, real, fake, session.aux_gen)
-        assert stats["d_loss"].dtype == stats["raw_real"].dtype == torch.float32
-        losses[precision] = float(stats["d_loss"])
+        losses[precision] = _one_d_loss(open_session(cfg, None, resume=False))
     difference = abs(losses["bf16"] - losses["fp32"])
     assert 0.0 < difference < 0.05 * abs(losses["fp32"])
     assert 4 * 2 * BF16_UNIT_ROUNDOFF < 0.05  # the bound above, as arithmetic
@@ -171,11 +176,7 @@ def test_an_fp16_d_step_agrees_with_fp32_within_fp16_rounding(tmp_path, fp16_on_
     for precision in ("fp32", "fp16"):
         session = _session_at(tmp_path, precision)
         assert session.parts.scaler_d.is_enabled() == (precision == "fp16")
-        real = next(session.stream)[0]
-        fake = torch.randn(real.shape, generator=torch.Generator().manual_seed(2)).clamp(-1, 1)
-        stats = discriminator_step(session.parts, real, fake, session.aux_gen)
-        assert stats["d_loss"].dtype == stats["raw_real"].dtype == torch.float32
-        losses[precision] = float(stats["d_loss"])
+        losses[precision] = _one_d_loss(session)
     difference = abs(losses["fp16"] - losses["fp32"])
     assert 0.0 < difference < 0.01 * abs(losses["fp32"])
     assert 4 * 2 * FP16_UNIT_ROUNDOFF < 0.01

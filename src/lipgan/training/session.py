@@ -85,6 +85,7 @@ def make_step_parts(cfg: Config, models, info: ddp.DistInfo, device: torch.devic
     """The two updates' pieces; under DDP, D's and G's gradients are averaged over ranks by the wrappers."""
     G_net = ddp.wrap(models.G, info, device)
     d_net = ddp.wrap(models.D, info, device)
+    precision = training_precision(cfg, device)
     return StepParts(
         cfg=cfg,
         G=G_net,
@@ -98,8 +99,8 @@ def make_step_parts(cfg: Config, models, info: ddp.DistInfo, device: torch.devic
         regularizers=active_regularizers(cfg),
         augment=AUGMENTS.get(cfg.data.augment),
         autocast=training_autocast(cfg.train.precision, device),
-        scaler_d=training_precision(cfg, device).grad_scaler(device),
-        scaler_g=training_precision(cfg, device).grad_scaler(device),
+        scaler_d=precision.grad_scaler(device),
+        scaler_g=precision.grad_scaler(device),
     )
 
 

@@ -61,9 +61,10 @@ def train_one_step(s: Session) -> dict[str, torch.Tensor]:
     local = local_batch(cfg, s.info)
     G_plain = ddp.unwrap(p.G)
     for _ in range(cfg.optim.n_dis):
-        real, y_real = next(s.stream)[:2]
-        real = real.to(s.device)
-        y_real, y_fake = _labels(s, y_real, local)
+        batch = next(s.stream)
+        real = batch[0].to(s.device)
+        y_fake = _fake_labels(s, local)
+        y_real = None if y_fake is None else batch[1].to(s.device)  # a conditional run's real labels
         # at the training precision, as the G step makes its fakes; the D step gets them in float32
         with torch.no_grad(), p.autocast():
             z = G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device)
@@ -74,8 +75,7 @@ def train_one_step(s: Session) -> dict[str, torch.Tensor]:
     stats["real"], stats["fake"] = real, fake
     stats["y_real"], stats["y_fake"] = y_real, y_fake
     z = G_plain.sample_z(local, generator=s.z_gen, device="cpu").to(s.device)
-    y_g = None if s.label_gen is None else _labels(s, None, local)[1]
-    stats.update(generator_step(p, z, s.aux_gen, y_g))
+    stats.update(generator_step(p, z, s.aux_gen, _fake_labels(s, local)))
     _guard(s, G_plain, {"g_loss": stats["g_loss"]}, "G", stats.pop("g_skipped"))
     s.step += 1
     if s.ema is not None:
@@ -83,13 +83,12 @@ def train_one_step(s: Session) -> dict[str, torch.Tensor]:
     return stats
 
 
-def _labels(s: Session, y_real: torch.Tensor | None, n: int) -> tuple[torch.Tensor | None, ...]:
-    """`(y_real, y_fake)` on the device for a conditional run: the batch's own labels and `n` uniform fake
-    labels from the run's label stream (saved in checkpoints); `(None, None)` for an unconditional run."""
+def _fake_labels(s: Session, n: int) -> torch.Tensor | None:
+    """`n` uniform fake labels on the device from the run's label stream (saved in checkpoints), or None
+    for an unconditional run."""
     if s.label_gen is None:
-        return None, None
-    y_fake = ddp.unwrap(s.parts.G).sample_y(n, generator=s.label_gen, device="cpu").to(s.device)
-    return (None if y_real is None else y_real.to(s.device)), y_fake
+        return None
+    return ddp.unwrap(s.parts.G).sample_y(n, generator=s.label_gen, device="cpu").to(s.device)
 
 
 def _due(every: int, step: int, total: int) -> bool:
