@@ -17,6 +17,7 @@ from lipgan.experiments.bench import (
     check_settings,
     method_config,
     rotated,
+    run_bench,
     run_iteration,
 )
 from lipgan.experiments.bench_device import RssPeak
@@ -225,6 +226,8 @@ def _bad_benches(tmp_path) -> dict[str, list[str]]:
         "unknown device": ["--device", "tpu"],
         "fp16 on cpu": ["--precision", "fp16"],
         "unknown precision": ["--precision", "fp8"],
+        "precision twice": ["--precision", "fp32", "bf16", "fp32"],
+        "fp16 on cpu among several": ["--precision", "fp32", "fp16"],
         "json in a missing folder": ["--json", str(tmp_path / "nope" / "b.json")],
         "json is a folder": ["--json", str(tmp_path)],
         "override without =": ["width"],
@@ -273,3 +276,47 @@ def test_the_steps_run_at_the_benched_precision_not_the_configs_default(precisio
     with case.parts.autocast():
         dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
     assert dtype == (torch.bfloat16 if precision == "bf16" else None)
+
+
+def test_several_precisions_run_in_one_run_with_their_own_tables_and_speedups(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    argv = ["bench", *TINY, "--methods", "vanilla", "gn", "--precision", "fp32", "bf16"]
+    assert main([*argv, "--repeats", "1", "--warmup", "0", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    record = json.loads(path.read_text())
+    assert (record["settings"]["precision"], record["settings"]["also_precisions"]) == ("fp32", ["bf16"])
+    bf16 = record["other_precisions"]["bf16"]
+    assert list(bf16) == list(record["methods"]) == ["vanilla", "gn"]
+    for name in ("vanilla", "gn"):
+        for stat in ("median", "min"):
+            for p in PHASES:
+                expected = record["methods"][name][f"{stat}_s"][p] / bf16[name][f"{stat}_s"][p]
+                assert record["precision_speedup"]["bf16"][name][stat][p] == pytest.approx(
+                    expected, rel=1e-12
+                )
+                ratio = bf16[name][f"{stat}_s"][p] / bf16["vanilla"][f"{stat}_s"][p]
+                assert bf16[name]["vs_vanilla"][stat][p] == pytest.approx(ratio, rel=1e-12)
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    assert len(rows) == 2 * 2 * (2 + 2) + (2 + 2)  # medians and minima per precision, then the speed-ups
+    assert "fp32 → bf16, median (D / G / it.)" in out and ", bf16 on cpu (" in out
+
+
+def test_every_precision_and_method_is_one_case_of_the_same_rotation(monkeypatch):
+    calls = []
+
+    def fake_iteration(case, device, precision):
+        # each case was built at the precision it is run at: its steps' autocast agrees with the bench's
+        assert case.cfg.train.precision == precision.name
+        calls.append((precision.name, case.method))
+        return _times([1.0], 1.0, 2.0)
+
+    monkeypatch.setattr("lipgan.experiments.bench.run_iteration", fake_iteration)
+    settings = tiny(methods=("vanilla", "gn"), also_precisions=("bf16",), repeats=4, warmup=1)
+    result = run_bench(settings)
+    cases = [("fp32", "vanilla"), ("fp32", "gn"), ("bf16", "vanilla"), ("bf16", "gn")]
+    assert calls[:4] == cases  # the warm-up round
+    timed = [calls[4 + 4 * r : 8 + 4 * r] for r in range(4)]
+    assert [round[0] for round in timed] == cases  # each case leads one repetition
+    assert all(sorted(round) == sorted(cases) for round in timed)
+    assert [len(result.times[m]) for m in ("vanilla", "gn")] == [4, 4]
+    assert [len(result.other_times["bf16"][m]) for m in ("vanilla", "gn")] == [4, 4]

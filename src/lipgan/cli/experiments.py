@@ -85,7 +85,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         batch=args.batch,
         n_dis=args.n_dis,
         methods=tuple(methods),
-        precision=args.precision,
+        precision=args.precision[0],
+        also_precisions=tuple(args.precision[1:]),
         device=args.device,
         repeats=args.repeats,
         warmup=args.warmup,
@@ -180,9 +181,12 @@ def add_experiment_commands(sub) -> None:
     )
     p.add_argument(
         "--precision",
-        default="fp32",
-        help="fp32 (default), bf16 or fp16: the iteration under torch.autocast, no loss scaling; fp16 needs "
-        "CUDA",
+        nargs="+",
+        default=["fp32"],
+        metavar="PRECISION",
+        help="fp32 (default), bf16 or fp16 (CUDA only, with the training steps' GradScalers): the iteration "
+        "as train.precision runs it. Several (e.g. fp32 bf16) are timed in the same interleaved "
+        "repetitions, with a table of each method's speed-up over the first",
     )
     p.add_argument("--device", default="auto", help="auto (default: cuda if present), cpu, cuda or cuda:N")
     p.add_argument("--repeats", type=int, default=10, help="timed repetitions of every method (default 10)")

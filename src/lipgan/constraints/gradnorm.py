@@ -11,8 +11,9 @@ returns the normalized output ``f̂`` of the chosen method (formulas in
   piecewise-linear D in 4 passes of D instead of 6, and falls back to the reference for any other D.
 - ``"generator"`` (generator steps): ``∇ₓf`` is taken without a graph, so the norm enters as a constant. The
   gradient w.r.t. ``x`` is then ``c(f, n) · ∇ₓf``, which equals the full one whenever D is piecewise linear
-  (its Hessian is zero almost everywhere; docs/methods.md §2.8). Gradients w.r.t. D's parameters are NOT
-  those of ``"full"``: never use this mode for a discriminator update.
+  (its Hessian is zero almost everywhere; docs/methods.md §2.8), and it is formed from the ``∇ₓf`` already
+  taken, so D runs one forward and one backward. No gradient reaches D's parameters: never use this mode
+  for a discriminator update.
 
 Every method is exact only for piecewise-linear D (ReLU / LeakyReLU, no batch norm, no smooth activations);
 the per-sample gradient is taken of ``f.sum()``, which assumes the samples of a batch do not interact in D.
@@ -55,12 +56,29 @@ def score_full(D: Callable[..., Tensor], x: Tensor, d_args: tuple, d_kwargs: dic
     return DSTEPS.get(dstep)(D, x, d_args, d_kwargs)
 
 
+class _FirstOrderScore(torch.autograd.Function):
+    """``f`` whose backward sends ``w_i ∇ₓf_i`` to ``x`` from the input gradient already taken, instead of a
+    second backward through D. Exact whenever D scores samples independently, the assumption of the
+    per-sample gradient itself: ``∂/∂x_j Σ_i w_i f_i = w_j ∇ₓf_j``. Nothing reaches D's parameters."""
+
+    @staticmethod
+    def forward(ctx, raw: Tensor, x: Tensor, grad: Tensor):
+        ctx.save_for_backward(grad)
+        return raw.clone()
+
+    @staticmethod
+    def backward(ctx, w: Tensor):
+        (grad,) = ctx.saved_tensors
+        w = w.reshape(grad.shape[0], *([1] * (grad.dim() - 1)))  # [B, 1, ...]
+        return None, (w * grad).to(grad.dtype), None
+
+
 def score_first_order(D: Callable[..., Tensor], x: Tensor, d_args: tuple, d_kwargs: dict, dstep: str):
-    """``∇ₓf`` per sample as a constant, keeping ``f``'s graph for the later backward (mode
-    ``"generator"``; ``dstep`` is not used)."""
+    """``∇ₓf`` per sample as a constant and ``f`` differentiable w.r.t. ``x`` only (mode ``"generator"``,
+    docs/methods.md §2.8; ``dstep`` is not used): one forward and one input-gradient backward of D."""
     raw = D(x, *d_args, **d_kwargs)
-    (grad,) = torch.autograd.grad(_per_sample_output(raw, x.shape[0]).sum(), x, retain_graph=True)
-    return raw, grad
+    (grad,) = torch.autograd.grad(_per_sample_output(raw, x.shape[0]).sum(), x)
+    return _FirstOrderScore.apply(raw.detach(), x, grad), grad
 
 
 GRADNORM_MODES: Registry[Scorer] = Registry("gradient normalization mode")

@@ -289,6 +289,9 @@ def _replay(
                 deltas.append(delta)
             spatial = _AFFINE[op.func]
             shaped = bias.detach().reshape(-1, *([1] * spatial)) if spatial else bias.detach()
+            shaped = shaped.to(
+                out.dtype
+            )  # as autocast casts the bias into the convolution: no fp32 promotion
             out = torch.addcmul(out.detach(), _per_sample(a, out), shaped)
         elif delta is not None:
             outs.append(out)
@@ -302,11 +305,12 @@ def _replay(
 def _bias_grad(a: Tensor, delta: Tensor, spatial: int) -> Tensor:
     """``Σ_i a_i δ_i`` summed over every dimension but the channels (1 for a convolution, the last for a
     linear layer): the gradient of the bias term ``a_i b`` paired with δ."""
-    if spatial:
-        per_sample = delta.flatten(2).sum(2)  # [B, C]
-    else:
-        per_sample = delta.reshape(delta.shape[0], -1, delta.shape[-1]).sum(1)  # [B, C]
-    return a.to(per_sample.dtype) @ per_sample
+    # summed over its dimensions, not flattened first, which would copy a channels-last δ (a bf16 sum
+    # accumulates in float32 internally; asking for a float32 result would convert all of δ first)
+    dims = tuple(range(2, delta.dim())) if spatial else tuple(range(1, delta.dim() - 1))
+    per_sample = delta.sum(dim=dims) if dims else delta  # [B, C]
+    accumulate = torch.promote_types(delta.dtype, torch.float32)
+    return a.to(accumulate) @ per_sample.to(accumulate)
 
 
 def _accumulate(grads: dict[int, Tensor], leaf: Tensor, grad: Tensor) -> None:

@@ -13,14 +13,16 @@ between repetitions, after `warmup` untimed rounds, so that a drift in machine s
 alike; the report takes medians and minima over repetitions (`bench_report.py`).
 
 `--precision bf16|fp16` runs the iteration as `train.precision` does: under `torch.autocast`, and at fp16
-with the training steps' GradScalers, whose cost the times include.
+with the training steps' GradScalers, whose cost the times include. `--precision fp32 bf16` times every
+method at both in the same interleaved repetitions, so that the speed-up of a precision over the first one
+is measured side by side (`BenchSettings.also_precisions`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -47,7 +49,8 @@ class BenchSettings:
     batch: int = 64
     n_dis: int = 1
     methods: tuple[str, ...] = DEFAULT_METHODS
-    precision: str = "fp32"
+    precision: str = "fp32"  # the tables' ratios are within one precision; the speed-ups are over this one
+    also_precisions: tuple[str, ...] = ()  # timed in the same repetitions as `precision`
     device: str = "auto"
     repeats: int = 10
     warmup: int = 2  # untimed rounds of every method before the first repetition
@@ -101,14 +104,26 @@ def check_settings(s: BenchSettings) -> torch.device:
             )
     if len(set(s.methods)) != len(s.methods):
         raise ConfigError(f"--methods names a method twice: {' '.join(s.methods)}")
-    if s.precision not in PRECISIONS:
-        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS.names())}, not {s.precision!r}")
+    precisions = (s.precision, *s.also_precisions)
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            raise ConfigError(
+                f"--precision must be one of {', '.join(PRECISIONS.names())}, not {precision!r}"
+            )
+    if len(set(precisions)) != len(precisions):
+        raise ConfigError(f"--precision names a precision twice: {' '.join(precisions)}")
     device = resolve_device(s.device, key="--device")
-    PRECISIONS.get(s.precision).check(device)
+    for precision in precisions:
+        PRECISIONS.get(precision).check(device)
     _check_overrides(s.overrides)
     for method in s.methods:  # a bad override value fails here, for every method, not after minutes
         sample_shape(method_config(method, s))
     return device
+
+
+def at_precision(s: BenchSettings, precision: str) -> BenchSettings:
+    """The settings of one precision of a run: `precision` alone."""
+    return replace(s, precision=precision, also_precisions=())
 
 
 def method_config(method: str, s: BenchSettings) -> Config:
@@ -215,7 +230,9 @@ class BenchResult:
     settings: BenchSettings
     device: torch.device
     memory_measures: str  # what peak_bytes means on this device
-    times: dict[str, list[IterationTimes]]  # method -> one entry per repetition
+    times: dict[str, list[IterationTimes]]  # method -> one entry per repetition, at settings.precision
+    # precision -> method -> entries, for each of settings.also_precisions (same repetitions)
+    other_times: dict[str, dict[str, list[IterationTimes]]] = field(default_factory=dict)
 
 
 def rotated(items: list, shift: int) -> list:
@@ -227,22 +244,31 @@ def run_bench(s: BenchSettings, progress: Callable[[str], None] | None = None) -
     """Build every method, warm up, then `repeats` interleaved repetitions; each iteration is timed and its
     peak memory measured (`MEMORY_PROBES`)."""
     device = check_settings(s)  # cheap; the API may call run_bench without bench()
-    precision = PRECISIONS.get(s.precision)
-    cases = [build_case(method, s, device) for method in s.methods]
+    precisions = (s.precision, *s.also_precisions)
+    # every (precision, method) is one case of the same rotation, so a drift of machine speed falls on the
+    # precisions alike too
+    cases = [
+        (name, build_case(method, at_precision(s, name), device))
+        for name in precisions
+        for method in s.methods
+    ]
     probe = MEMORY_PROBES.get(device.type)(device)
     for round_index in range(s.warmup):
-        for case in rotated(cases, round_index):
-            run_iteration(case, device, precision)
-    times: dict[str, list[IterationTimes]] = {case.method: [] for case in cases}
+        for name, case in rotated(cases, round_index):
+            run_iteration(case, device, PRECISIONS.get(name))
+    times: dict[str, dict[str, list[IterationTimes]]] = {
+        name: {m: [] for m in s.methods} for name in precisions
+    }
     for repeat in range(s.repeats):
-        for case in rotated(cases, repeat):  # each method leads once in every len(cases) repetitions
+        for name, case in rotated(cases, repeat):  # each case leads once in every len(cases) repetitions
             probe.start()
-            result = run_iteration(case, device, precision)
+            result = run_iteration(case, device, PRECISIONS.get(name))
             result.peak_bytes = probe.stop()
-            times[case.method].append(result)
+            times[name][case.method].append(result)
         if progress is not None:
             progress(f"repetition {repeat + 1}/{s.repeats} done")
-    return BenchResult(s, device, probe.measures, times)
+    others = {name: times[name] for name in s.also_precisions}
+    return BenchResult(s, device, probe.measures, times[s.precision], others)
 
 
 # --- the command -----------------------------------------------------------------------------------------

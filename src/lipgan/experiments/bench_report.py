@@ -44,27 +44,29 @@ def _ratios(values: dict[str, dict[str, float]], method: str, other: str, method
     return {p: (a[p] / b[p] if method_over_other else b[p] / a[p]) for p in PHASES}
 
 
-def summarize(result, environment: dict) -> dict:
-    """Every statistic, ratio and sample of a `BenchResult` as a JSON-ready record. Per method:
-    `median_s` and `min_s` (phase -> seconds), and `vs_vanilla` and `speedup_vs_official_gn` (statistic ->
-    phase -> ratio, or None)."""
-    s = result.settings
-    values = {
+def _statistics(times_by_method: dict[str, list]) -> dict[str, dict[str, dict[str, float]]]:
+    """statistic -> method -> phase -> seconds."""
+    return {
         stat: {
             method: {p: reduce(phase_samples(times, p)) for p in PHASES}
-            for method, times in result.times.items()
+            for method, times in times_by_method.items()
         }
         for stat, reduce in STATISTICS.items()
     }
 
+
+def _methods_record(times_by_method: dict[str, list]) -> dict:
+    """Per method of one precision: `median_s` and `min_s` (phase -> seconds), and `vs_vanilla` and
+    `speedup_vs_official_gn` (statistic -> phase -> ratio, or None)."""
+    values = _statistics(times_by_method)
+
     def ratios(method: str, other: str, method_over_other: bool) -> dict | None:
-        if other not in result.times:
+        if other not in times_by_method:
             return None
         return {stat: _ratios(values[stat], method, other, method_over_other) for stat in STATISTICS}
 
-    methods = {}
-    for method, times in result.times.items():
-        methods[method] = {
+    return {
+        method: {
             **{f"{stat}_s": values[stat][method] for stat in STATISTICS},
             "relative_iqr": {p: relative_iqr(phase_samples(times, p)) for p in PHASES},
             "vs_vanilla": ratios(method, BASELINE, method_over_other=True),
@@ -72,11 +74,34 @@ def summarize(result, environment: dict) -> dict:
             "peak_memory_bytes": max(entry.peak_bytes for entry in times),
             "samples_s": {p: phase_samples(times, p) for p in PHASES},
         }
+        for method, times in times_by_method.items()
+    }
+
+
+def _precision_speedups(first: dict[str, list], other: dict[str, list]) -> dict:
+    """method -> statistic -> phase -> the first precision's time over the other's (same repetitions)."""
+    a, b = _statistics(first), _statistics(other)
+    return {
+        method: {stat: {p: a[stat][method][p] / b[stat][method][p] for p in PHASES} for stat in STATISTICS}
+        for method in first
+    }
+
+
+def summarize(result, environment: dict) -> dict:
+    """Every statistic, ratio and sample of a `BenchResult` as a JSON-ready record: `methods` at the
+    first precision (`_methods_record`), and for each other precision timed in the same run its own
+    record under `other_precisions` and each method's speed-up over the first precision under
+    `precision_speedup` (precision -> method -> statistic -> phase -> first's time / its time)."""
+    s = result.settings
+    methods = _methods_record(result.times)
+    others = {name: _methods_record(times) for name, times in result.other_times.items()}
+    speedups = {name: _precision_speedups(result.times, times) for name, times in result.other_times.items()}
     settings = {
         "arch": s.arch,
         "batch": s.batch,
         "n_dis": s.n_dis,
         "precision": s.precision,
+        "also_precisions": list(s.also_precisions),
         "device": str(result.device),
         "repeats": s.repeats,
         "warmup": s.warmup,
@@ -88,6 +113,8 @@ def summarize(result, environment: dict) -> dict:
         "environment": environment,
         "memory_measures": result.memory_measures,
         "methods": methods,
+        "other_precisions": others,
+        "precision_speedup": speedups,
     }
 
 
@@ -130,7 +157,28 @@ def format_table(summary: dict, stat: str = "median") -> str:
     cols = columns(stat)
     rows = [[title for title, _ in cols]]
     rows += [[cell(name, m) for _, cell in cols] for name, m in summary["methods"].items()]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
+    return _markdown(rows)
+
+
+def format_precision_table(summary: dict) -> str:
+    """A Markdown table of each method's speed-up over the first precision at every other one, from the
+    medians and from the minima (D step / G step / iteration)."""
+    first = summary["settings"]["precision"]
+    titles = ["method"]
+    for name in summary["precision_speedup"]:
+        titles += [f"{first} → {name}, {stat} (D / G / it.)" for stat in STATISTICS]
+    rows = [titles]
+    for method in summary["methods"]:
+        row = [method]
+        for speedups in summary["precision_speedup"].values():
+            row += [" / ".join(f"{speedups[method][stat][p]:.2f}" for p in PHASES) for stat in STATISTICS]
+        rows.append(row)
+    return _markdown(rows)
+
+
+def _markdown(rows: list[list[str]]) -> str:
+    """Rows of cells (the first the titles) as a Markdown table, numbers right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
 
     def line(cells: list[str]) -> str:
         padded = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))]
@@ -140,7 +188,28 @@ def format_table(summary: dict, stat: str = "median") -> str:
     return "\n".join([line(rows[0]), rule, *(line(row) for row in rows[1:])])
 
 
+def at_precision(summary: dict, precision: str) -> dict:
+    """The summary of one precision of a run, as if it had been run alone (its ratios are its own)."""
+    if precision == summary["settings"]["precision"]:
+        return summary
+    settings = {**summary["settings"], "precision": precision, "also_precisions": []}
+    return {**summary, "settings": settings, "methods": summary["other_precisions"][precision]}
+
+
 def format_report(summary: dict) -> str:
+    """The report of each precision (`format_one_precision`), then, when several were timed, each method's
+    speed-up over the first."""
+    first, others = summary["settings"]["precision"], summary.get("other_precisions", {})
+    parts = [format_one_precision(at_precision(summary, name)) for name in [first, *others]]
+    if others:
+        parts += [
+            f"Speed-up over {first} in the same repetitions ({first}'s time over the other precision's):\n\n"
+            + format_precision_table(summary)
+        ]
+    return "\n\n".join(parts)
+
+
+def format_one_precision(summary: dict) -> str:
     """The heading, the table of medians, the table of minima and what the columns mean."""
     notes = [
         "× vanilla: the method's time over vanilla's (the cost of the constraint); speed-up vs official-gn: "
