@@ -15,7 +15,6 @@ import pickle
 import struct
 from pathlib import Path
 
-import lmdb
 import numpy as np
 from PIL import Image
 
@@ -100,6 +99,8 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 def write_lmdb(folder: Path, entries: dict[bytes, bytes]) -> None:
     """An LMDB database in `folder` mapping each key to its value (an encoded image)."""
+    import lmdb  # here, so the other writers work where lmdb is not installed (benchmarks/gpu_check.sh)
+
     env = lmdb.open(str(folder), map_size=1 << 24)
     with env.begin(write=True) as txn:
         for key, value in entries.items():

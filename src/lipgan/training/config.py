@@ -107,8 +107,8 @@ class TrainConfig:
     probe_every: int = 0  # cheap probes into metrics.jsonl; 0 disables
     grid_size: int = 64
     plots: bool = True  # training/eval curve PNGs at the end of a run
-    # auto | fp32 | bf16 (autocast; the norms and losses stay fp32); auto: bf16 on a CPU that computes bf16
-    # natively, else fp32 (training/precision.py)
+    # auto | fp32 | bf16 | fp16 (autocast; the norms and losses stay fp32; fp16 on CUDA with GradScalers);
+    # auto: bf16 on a CPU that computes bf16 natively, else fp32 (training/precision.py)
     precision: str = "auto"
 
 
