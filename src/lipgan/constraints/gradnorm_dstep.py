@@ -289,9 +289,9 @@ def _replay(
                 deltas.append(delta)
             spatial = _AFFINE[op.func]
             shaped = bias.detach().reshape(-1, *([1] * spatial)) if spatial else bias.detach()
-            shaped = shaped.to(
-                out.dtype
-            )  # as autocast casts the bias into the convolution: no fp32 promotion
+            # in the output's dtype, as autocast casts the bias into the convolution: a float32 bias would
+            # promote a bf16 stream to float32 from here on
+            shaped = shaped.to(out.dtype)
             out = torch.addcmul(out.detach(), _per_sample(a, out), shaped)
         elif delta is not None:
             outs.append(out)
@@ -305,8 +305,8 @@ def _replay(
 def _bias_grad(a: Tensor, delta: Tensor, spatial: int) -> Tensor:
     """``Σ_i a_i δ_i`` summed over every dimension but the channels (1 for a convolution, the last for a
     linear layer): the gradient of the bias term ``a_i b`` paired with δ."""
-    # summed over its dimensions, not flattened first, which would copy a channels-last δ (a bf16 sum
-    # accumulates in float32 internally; asking for a float32 result would convert all of δ first)
+    # the per-sample sums stay in δ's dtype (a bf16 reduction accumulates in float32 internally, and asking
+    # for a float32 result would convert all of δ first); the sum over the batch is taken in float32
     dims = tuple(range(2, delta.dim())) if spatial else tuple(range(1, delta.dim() - 1))
     per_sample = delta.sum(dim=dims) if dims else delta  # [B, C]
     accumulate = torch.promote_types(delta.dtype, torch.float32)
