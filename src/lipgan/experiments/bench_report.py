@@ -78,12 +78,15 @@ def _methods_record(times_by_method: dict[str, list]) -> dict:
     }
 
 
-def _precision_speedups(first: dict[str, list], other: dict[str, list]) -> dict:
-    """method -> statistic -> phase -> the first precision's time over the other's (same repetitions)."""
-    a, b = _statistics(first), _statistics(other)
+def _precision_speedups(first: dict, other: dict) -> dict:
+    """method -> statistic -> phase -> the first precision's time over the other's, from two
+    `_methods_record`s of the same repetitions."""
     return {
-        method: {stat: {p: a[stat][method][p] / b[stat][method][p] for p in PHASES} for stat in STATISTICS}
-        for method in first
+        method: {
+            stat: {p: record[f"{stat}_s"][p] / other[method][f"{stat}_s"][p] for p in PHASES}
+            for stat in STATISTICS
+        }
+        for method, record in first.items()
     }
 
 
@@ -95,7 +98,7 @@ def summarize(result, environment: dict) -> dict:
     s = result.settings
     methods = _methods_record(result.times)
     others = {name: _methods_record(times) for name, times in result.other_times.items()}
-    speedups = {name: _precision_speedups(result.times, times) for name, times in result.other_times.items()}
+    speedups = {name: _precision_speedups(methods, record) for name, record in others.items()}
     settings = {
         "arch": s.arch,
         "batch": s.batch,
@@ -188,7 +191,7 @@ def _markdown(rows: list[list[str]]) -> str:
     return "\n".join([line(rows[0]), rule, *(line(row) for row in rows[1:])])
 
 
-def at_precision(summary: dict, precision: str) -> dict:
+def precision_summary(summary: dict, precision: str) -> dict:
     """The summary of one precision of a run, as if it had been run alone (its ratios are its own)."""
     if precision == summary["settings"]["precision"]:
         return summary
@@ -200,7 +203,7 @@ def format_report(summary: dict) -> str:
     """The report of each precision (`format_one_precision`), then, when several were timed, each method's
     speed-up over the first."""
     first, others = summary["settings"]["precision"], summary.get("other_precisions", {})
-    parts = [format_one_precision(at_precision(summary, name)) for name in [first, *others]]
+    parts = [format_one_precision(precision_summary(summary, name)) for name in [first, *others]]
     if others:
         parts += [
             f"Speed-up over {first} in the same repetitions ({first}'s time over the other precision's):\n\n"
