@@ -14,10 +14,11 @@
 #
 # Everything lands in OUT_DIR as at most 8 files (the device tool brings back 8): the bench JSONs and one
 # log. The machine's python3 holds its own torch; lipgan runs from src/ (PYTHONPATH), so its other
-# dependencies must be there: torch-fidelity is imported only for Inception metrics (not used here), tqdm,
-# PyYAML, scipy, scikit-learn, matplotlib and tensorboard are in the H200 image. Copy any that is missing as
-# wheels (`pip download NAME --no-deps --python-version 3.12 --only-binary=:all: -d wheels/` here, then
-# `python3 -m pip install --no-index wheels/*` there).
+# dependencies must be there. tqdm, PyYAML, scipy, scikit-learn, matplotlib, pillow and tensorboard are in
+# the H200 image; torch-fidelity is not, and the trainer imports it (lmdb only the LSUN reader). Download it
+# here into wheels/ (`pip download torch-fidelity==0.4.0 --no-deps -d wheels`, a pure-Python wheel) and let
+# the folder travel (device run's carry: ["wheels"]); the script installs what is in wheels/ when the
+# import fails.
 set -euo pipefail
 
 OUT=${1:?usage: [SMOKE=1] bash benchmarks/gpu_check.sh OUT_DIR}
@@ -61,6 +62,15 @@ if torch.cuda.is_available():
     print(torch.cuda.get_device_name(0), "bf16 supported:", torch.cuda.is_bf16_supported())
 EOF
 } 2>&1 | tee -a "$LOG"
+
+if ! "$PY" -c "import torch_fidelity" 2>/dev/null; then
+    step "torch-fidelity from wheels/"
+    if ! compgen -G "wheels/*.whl" >/dev/null; then
+        echo "torch-fidelity is not installed and wheels/ holds no wheel: see this script's header" | tee -a "$LOG"
+        exit 2
+    fi
+    "$PY" -m pip install --no-index --no-deps wheels/*.whl >>"$LOG" 2>&1
+fi
 
 step "lipgan bench, SNGAN CNN, n_dis 1, ${PRECISIONS[*]}"
 "$PY" -m lipgan bench --device "$DEVICE" --n-dis 1 --precision "${PRECISIONS[@]}" "${BENCH_CNN[@]}" \
