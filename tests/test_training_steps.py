@@ -21,6 +21,7 @@ from lipgan.training.steps import (
     active_regularizers,
     discriminator_step,
     generator_step,
+    scaled_step,
 )
 
 CR_WEIGHT, CR_SHIFT = 2.5, 0.25  # not the defaults, so an ignored setting shows
@@ -202,3 +203,26 @@ def test_both_modes_give_the_generator_the_same_gradient(method, loss):
     assert min(g.abs().max() for g in grads[False][1]) > 1e-6
     for fast, full in zip(grads[True][1], grads[False][1], strict=True):
         torch.testing.assert_close(fast, full, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("read_before", [False, True])
+def test_scaled_step_reports_a_skipped_update_and_only_then(read_before):
+    """The GradScaler skips an update whose scaled gradients hold an inf and halves its scale; scaled_step
+    says so, whether it reads the scale itself or is given the one the loss was scaled by."""
+    weight = nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([weight], lr=0.5)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    for overflow in (False, True, False):
+        before = weight.detach().clone()
+        scale = scaler.get_scale()
+        opt.zero_grad(set_to_none=True)
+        scaler.scale((weight * torch.tensor([1.0, 2.0, 3.0])).sum()).backward()
+        if overflow:
+            weight.grad[1] = float("inf")
+        skipped = scaled_step(scaler, opt, before=scale if read_before else None)
+        assert skipped is overflow
+        if overflow:
+            assert torch.equal(weight.detach(), before) and scaler.get_scale() == scale / 2
+        else:  # the unscaled gradient [1, 2, 3], one SGD step of lr 0.5
+            torch.testing.assert_close(weight.detach(), before - 0.5 * torch.tensor([1.0, 2.0, 3.0]))
+            assert scaler.get_scale() == scale

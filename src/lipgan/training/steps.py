@@ -58,10 +58,13 @@ def loss_scale(scaler: torch.amp.GradScaler) -> float:
     return float(scaler.get_scale()) if scaler.is_enabled() else 1.0
 
 
-def scaled_step(scaler: torch.amp.GradScaler, opt: torch.optim.Optimizer) -> bool:
+def scaled_step(
+    scaler: torch.amp.GradScaler, opt: torch.optim.Optimizer, before: float | None = None
+) -> bool:
     """`scaler.step(opt)` and `scaler.update()`; True when the scaler skipped the update because the scaled
-    gradients overflowed (it then halves its scale). Never True without fp16."""
-    before = loss_scale(scaler)
+    gradients overflowed (it then halves its scale). Never True without fp16. `before`: the scale the step's
+    loss was scaled by, when the caller has read it already (each read is a host sync on CUDA)."""
+    before = loss_scale(scaler) if before is None else before
     scaler.step(opt)
     scaler.update()
     return loss_scale(scaler) < before
@@ -89,14 +92,15 @@ def discriminator_step(
         scores = critic_scores(parts.critic, d_input, mode="full", y=labels)
         out_real, out_fake = scores.out[:n_real], scores.out[n_real:]
         d_loss = parts.loss.d_loss(out_real, out_fake)
-        batch = DStepBatch(real, fake, scores, generator, y_real, y_fake, loss_scale(parts.scaler_d))
+        scale = loss_scale(parts.scaler_d)  # read once: the penalties' AMP recipe and the skip check
+        batch = DStepBatch(real, fake, scores, generator, y_real, y_fake, scale)
         terms = {reg.name: reg(parts.d_net, parts.critic, batch) for reg in parts.regularizers}
         total = d_loss + sum(terms.values())
     parts.opt_d.zero_grad(set_to_none=True)
     # fp16: the scaled loss keeps small gradients above fp16's underflow; `step` unscales them and skips
     # an update whose gradients overflowed, `update` adapts the scale (PyTorch's AMP recipe)
     parts.scaler_d.scale(total).backward()
-    stats = {"d_skipped": scaled_step(parts.scaler_d, parts.opt_d)}
+    stats = {"d_skipped": scaled_step(parts.scaler_d, parts.opt_d, before=scale)}
     stats.update({"d_loss": d_loss.detach(), "d_total": total.detach()})
     stats.update({f"d_{name}": value.detach() for name, value in terms.items()})
     stats["out_real"] = out_real.detach()
