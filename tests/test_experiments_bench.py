@@ -228,6 +228,7 @@ def _bad_benches(tmp_path) -> dict[str, list[str]]:
         "unknown precision": ["--precision", "fp8"],
         "precision twice": ["--precision", "fp32", "bf16", "fp32"],
         "fp16 on cpu among several": ["--precision", "fp32", "fp16"],
+        "only an override after --precision": ["--precision", "optim.lr_d=0.1"],
         "json in a missing folder": ["--json", str(tmp_path / "nope" / "b.json")],
         "json is a folder": ["--json", str(tmp_path)],
         "override without =": ["width"],
@@ -280,11 +281,13 @@ def test_the_steps_run_at_the_benched_precision_not_the_configs_default(precisio
 
 def test_several_precisions_run_in_one_run_with_their_own_tables_and_speedups(tmp_path, capsys):
     path = tmp_path / "bench.json"
-    argv = ["bench", *TINY, "--methods", "vanilla", "gn", "--precision", "fp32", "bf16"]
+    # TINY's override comes first here; one after --precision is an override too
+    argv = ["bench", *TINY[:-1], "--methods", "vanilla", "gn", "--precision", "fp32", "bf16", TINY[-1]]
     assert main([*argv, "--repeats", "1", "--warmup", "0", "--json", str(path)]) == 0
     out = capsys.readouterr().out
     record = json.loads(path.read_text())
     assert (record["settings"]["precision"], record["settings"]["also_precisions"]) == ("fp32", ["bf16"])
+    assert record["settings"]["overrides"] == ["model.options={width: 0.25}"]
     bf16 = record["other_precisions"]["bf16"]
     assert list(bf16) == list(record["methods"]) == ["vanilla", "gn"]
     for name in ("vanilla", "gn"):

@@ -76,17 +76,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from lipgan.experiments.bench_methods import DEFAULT_METHODS
     from lipgan.experiments.bench_report import format_report
 
-    # `--methods a b key=value`: argparse gives the override to --methods; no method name holds "="
+    # `--methods a b key=value` (or `--precision ...`): argparse gives the override to the flag; no method
+    # or precision name holds "="
     listed = args.methods or []
     methods = [item for item in listed if "=" not in item] if listed else list(DEFAULT_METHODS)
-    overrides = [*args.overrides, *(item for item in listed if "=" in item)]
+    precisions = [item for item in args.precision if "=" not in item]
+    trailing = [item for item in [*listed, *args.precision] if "=" in item]
+    overrides = [*args.overrides, *trailing]
+    if not precisions:
+        raise ConfigError("--precision needs at least one of fp32, bf16, fp16 before any key=value")
     settings = BenchSettings(
         arch=args.arch,
         batch=args.batch,
         n_dis=args.n_dis,
         methods=tuple(methods),
-        precision=args.precision[0],
-        also_precisions=tuple(args.precision[1:]),
+        precision=precisions[0],
+        also_precisions=tuple(precisions[1:]),
         device=args.device,
         repeats=args.repeats,
         warmup=args.warmup,
@@ -155,13 +160,15 @@ def add_experiment_commands(sub) -> None:
         description="Time one training iteration (--n-dis D steps, then one G step) of each method, built "
         "from the training config as `lipgan train` builds it, on random data shaped like the arch's "
         "samples. Each repetition runs every method once, in an order rotated between repetitions, after "
-        "--warmup untimed rounds. Prints two tables, of the medians and of the minima over the repetitions "
-        "(other work on the machine only adds time): each method's times, its time over vanilla's and "
-        "official-gn's time over the method's (official-gn: GN with the double backward in the D and the G "
-        "step, as the official GNGAN code; gn, gran, pgn skip it in the G step, docs/methods.md §2.8, and "
-        "take the tangent D step of §2.11), and "
-        "the peak memory of an iteration: on CUDA torch.cuda.max_memory_allocated above what was allocated "
-        "before it, on CPU the peak resident memory above the resident memory before it (a lower bound). "
+        "--warmup untimed rounds. Prints, per precision, two tables, of the medians and of the minima over "
+        "the repetitions (other work on the machine only adds time): each method's times, its time over "
+        "vanilla's and official-gn's time over the method's (official-gn: GN with the double backward in "
+        "the D and the G step, as the official GNGAN code; gn, gran, pgn skip it in the G step, "
+        "docs/methods.md §2.8, and take the tangent D step of §2.11), and the peak memory of an "
+        "iteration: on CUDA torch.cuda.max_memory_allocated above what was allocated before it, on CPU the "
+        "peak resident memory above the resident memory before it (a lower bound). With several "
+        "precisions (timed in the same repetitions) a last table gives each method's speed-up over the "
+        "first. "
         "Not timed: the NaN guard, the EMA, logging, data loading. Every method uses the hinge loss and "
         f"Adam. Methods (§: docs/methods.md): {methods}. Timed only when --methods names them: {candidates}.",
     )
