@@ -23,21 +23,11 @@ BATCH = 16
 
 # GN in the critic (by either D step) and a penalty at the reals exercise the D step and a second forward
 # through the DDP-wrapped D within one update.
+GN_R1 = {"constraint.gradnorm": "gn", "penalty.weight": 1.0, "penalty.center": 0.0, "penalty.at": "real"}
 CASES = {
-    "gn+r1": {  # the tangent D step (§2.11): its weight gradients reach DDP's hooks through autograd
-        "constraint.gradnorm": "gn",
-        "constraint.dstep": "tangent",
-        "penalty.weight": 1.0,
-        "penalty.center": 0.0,
-        "penalty.at": "real",
-    },
-    "gn-double-backward+r1": {
-        "constraint.gradnorm": "gn",
-        "constraint.dstep": "double-backward",
-        "penalty.weight": 1.0,
-        "penalty.center": 0.0,
-        "penalty.at": "real",
-    },
+    # the tangent D step (§2.11): its weight gradients reach DDP's hooks through autograd
+    "gn+r1": {**GN_R1, "constraint.dstep": "tangent"},
+    "gn-double-backward+r1": {**GN_R1, "constraint.dstep": "double-backward"},
     "sn": {"constraint.gradnorm": "null", "constraint.spectral": "sn"},
     "gp": {"constraint.gradnorm": "null", "penalty.weight": 10.0, "penalty.at": "real+fake"},
     "sn+gp": {

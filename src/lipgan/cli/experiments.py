@@ -71,20 +71,27 @@ def cmd_configs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names_and_overrides(items: list[str]) -> tuple[list[str], list[str]]:
+    """A flag's values split into names and the `key=value` overrides argparse gave it."""
+    return [item for item in items if "=" not in item], [item for item in items if "=" in item]
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from lipgan.experiments.bench import BenchSettings, bench
     from lipgan.experiments.bench_methods import DEFAULT_METHODS
     from lipgan.experiments.bench_report import format_report
+    from lipgan.training.precision import PRECISIONS
 
     # `--methods a b key=value` (or `--precision ...`): argparse gives the override to the flag; no method
     # or precision name holds "="
-    listed = args.methods or []
-    methods = [item for item in listed if "=" not in item] if listed else list(DEFAULT_METHODS)
-    precisions = [item for item in args.precision if "=" not in item]
-    trailing = [item for item in [*listed, *args.precision] if "=" in item]
-    overrides = [*args.overrides, *trailing]
+    methods, after_methods = _names_and_overrides(args.methods or [])
+    precisions, after_precisions = _names_and_overrides(args.precision)
+    methods = methods if args.methods else list(DEFAULT_METHODS)  # `--methods key=value` alone is an error
+    overrides = [*args.overrides, *after_methods, *after_precisions]
     if not precisions:
-        raise ConfigError("--precision needs at least one of fp32, bf16, fp16 before any key=value")
+        raise ConfigError(
+            f"--precision needs at least one of {', '.join(PRECISIONS.names())} before any key=value"
+        )
     settings = BenchSettings(
         arch=args.arch,
         batch=args.batch,
